@@ -1,0 +1,21 @@
+"""dream-gym: Gymnasium environments whose every step is computed by a learned world model.
+
+Importing the package registers the ``Dream-*`` ids; torch and the weights load only when an
+environment is made. ``gymnasium.make("dream_gym:Dream-TakeCover-v0")`` imports it for you.
+"""
+
+from __future__ import annotations
+
+from gymnasium.envs.registration import register, registry
+
+__all__ = ["__version__", "DREAM_IDS"]
+__version__ = "0.1.0"
+
+DREAM_IDS: dict[str, dict] = {
+    "Dream-TakeCover-v0": {"model": "takecover", "game": "TakeCover"},
+}
+
+for _id, _kwargs in DREAM_IDS.items():
+    if _id not in registry:
+        register(id=_id, entry_point="dream_gym.envs.dream_env:DreamEnv", kwargs=_kwargs,
+                 max_episode_steps=None)

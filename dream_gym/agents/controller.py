@@ -1,0 +1,71 @@
+"""C: the linear controller of World Models, batched over a CMA-ES population."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from dream_gym.checkpoint import CheckpointError, load_json, load_tensors, save_json, save_tensors
+from dream_gym.games import get_game
+
+__all__ = ["LinearController"]
+
+
+class LinearController:
+    """a = tanh(W [z, h] + b), mapped to the game's actions (seed 003).
+
+    ``params`` is (P, n_params): P controllers evaluated side by side. Each row of a feature
+    batch names its controller in ``member``, so a whole CMA-ES population (with finished
+    rollouts dropped from the batch) is served by one batched contraction.
+    """
+
+    def __init__(self, game: str, in_dim: int, params: np.ndarray | torch.Tensor) -> None:
+        self.game = get_game(game)
+        self.in_dim, self.out_dim = in_dim, self.game.controller_outputs
+        p = torch.as_tensor(np.asarray(params, np.float32))
+        p = p[None] if p.dim() == 1 else p
+        if p.shape[1] != self.num_params(in_dim, self.out_dim):
+            raise ValueError(
+                f"Controller has {p.shape[1]} params; a {game} controller on {in_dim} features "
+                f"needs {self.num_params(in_dim, self.out_dim)}. Was it trained for another model?"
+            )
+        self.W = p[:, : in_dim * self.out_dim].reshape(-1, self.out_dim, in_dim)
+        self.b = p[:, in_dim * self.out_dim :]
+
+    @staticmethod
+    def num_params(in_dim: int, out_dim: int) -> int:
+        return (in_dim + 1) * out_dim
+
+    def to(self, device: torch.device) -> LinearController:
+        self.W, self.b = self.W.to(device), self.b.to(device)
+        return self
+
+    def outputs(self, features: torch.Tensor, member: torch.Tensor | None = None) -> torch.Tensor:
+        """tanh outputs (B, out) for features (B, in); ``member`` (B,) picks each row's
+        controller (None: all rows use controller 0)."""
+        if member is None:
+            return torch.tanh(features @ self.W[0].T + self.b[0])
+        y = torch.einsum("bi,boi->bo", features, self.W[member]) + self.b[member]
+        return torch.tanh(y)
+
+    def act(self, features: torch.Tensor, member: torch.Tensor | None = None) -> torch.Tensor:
+        """Env actions (B,) for features (B, in)."""
+        return torch.as_tensor(self.game.controller_action(self.outputs(features, member))).long()
+
+    def save(self, path_stem: str | Path, meta: dict) -> None:
+        p = Path(path_stem)
+        save_tensors(p.with_suffix(".safetensors"),
+                     {"params": torch.cat([self.W[0].flatten(), self.b[0]])})
+        save_json(p.with_suffix(".json"), {"game": self.game.name, "in_dim": self.in_dim, **meta})
+
+    @classmethod
+    def load(cls, path_stem: str | Path) -> tuple[LinearController, dict]:
+        p = Path(path_stem)
+        meta = load_json(p.with_suffix(".json"))
+        try:
+            params = load_tensors(p.with_suffix(".safetensors"))["params"]
+            return cls(meta["game"], int(meta["in_dim"]), params), meta
+        except (KeyError, ValueError) as e:
+            raise CheckpointError(f"Controller {p} is malformed: {e}") from e

@@ -1,0 +1,111 @@
+"""The ``dream-gym`` command: demo, evaluate, train, zoo."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+__all__ = ["main"]
+
+
+def _cmd_zoo(args: argparse.Namespace) -> int:
+    from dream_gym.checkpoint import load_json
+    from dream_gym.zoo import list_models, resolve, zoo_root
+
+    print(f"zoo: {zoo_root()}")
+    for name in list_models():
+        d = resolve(name)
+        cfg = load_json(d / "config.json")
+        line = f"  {name:<12} family={cfg['family']:<13} game={cfg['game']}"
+        if (d / "controller.json").exists():
+            c = load_json(d / "controller.json")
+            line += f"  controller: tau={c['temperature']}"
+            if "real_score" in c:
+                line += f", real {c['real_score']['mean']:.0f} +- {c['real_score']['std']:.0f}"
+        print(line)
+    return 0
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from dream_gym.training.recipe import run_recipe
+
+    recipe = Path(args.recipe)
+    if recipe.is_dir():
+        tomls = sorted(recipe.glob("*.toml"))
+        if len(tomls) != 1:
+            print(f"{recipe} holds {len(tomls)} recipes; name one .toml file.", file=sys.stderr)
+            return 2
+        recipe = tomls[0]
+    out = run_recipe(recipe, args.runs)
+    print(f"model written to {out}")
+    return 0
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from dream_gym.agents.controller import LinearController
+    from dream_gym.evaluate import evaluate_controller, evaluate_random
+    from dream_gym.zoo import load_model, resolve
+
+    d = resolve(args.model)
+    model = load_model(d)
+    controller, meta = LinearController.load(d / "controller")
+    real = evaluate_controller(model, controller, args.episodes, seed=args.seed,
+                               progress=not args.json)
+    rand = evaluate_random(model.game, args.episodes, seed=args.seed, progress=not args.json)
+    result = {"model": str(args.model), "game": model.game, "episodes": args.episodes,
+              "seed": args.seed, "temperature": meta.get("temperature"),
+              "real": {k: real[k] for k in ("mean", "std", "stderr")},
+              "random": {k: rand[k] for k in ("mean", "std", "stderr")},
+              "n": args.episodes}
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        print(f"{model.game}: controller {real['mean']:.1f} +- {real['std']:.1f}, "
+              f"random {rand['mean']:.1f} +- {rand['std']:.1f} over {args.episodes} episodes")
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from dream_gym.demo import run_demo
+
+    run_demo(args.model, minutes=args.minutes, episodes=args.episodes,
+             temperature=args.temperature, video=Path(args.video), seed=args.seed)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="dream-gym", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("demo", help="evolve a controller in the dream, then play the real game")
+    p.add_argument("--model", default="takecover")
+    p.add_argument("--minutes", type=float, default=3.0, help="CMA-ES time budget")
+    p.add_argument("--episodes", type=int, default=20, help="real episodes per policy")
+    p.add_argument("--temperature", type=float, default=1.15)
+    p.add_argument("--video", default="dream_gym_demo.mp4")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(fn=_cmd_demo)
+
+    p = sub.add_parser("evaluate", help="score a zoo controller in the real game")
+    p.add_argument("model")
+    p.add_argument("--episodes", type=int, default=100)
+    p.add_argument("--seed", type=int, default=10_000)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(fn=_cmd_evaluate)
+
+    p = sub.add_parser("train", help="run a recipe from training/ (resumable)")
+    p.add_argument("recipe")
+    p.add_argument("--runs", default="runs", help="where data, logs and checkpoints go")
+    p.set_defaults(fn=_cmd_train)
+
+    p = sub.add_parser("zoo", help="list the shipped models")
+    p.set_defaults(fn=_cmd_zoo)
+
+    args = parser.parse_args(argv)
+    return args.fn(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,75 @@
+"""The batched world-model contract every model family implements.
+
+Environments, the CMA-ES trainer and the real-game latent wrapper are written once against
+:class:`WorldModel`; none of them knows which family is behind it.
+
+A model's recurrent state is a :data:`State`: a dict of batch-first tensors. Keeping it a
+plain dict lets generic code select, merge and reset rows (for autoreset in a vector env)
+without knowing what the tensors mean.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+import torch
+
+__all__ = ["State", "Transition", "WorldModel", "select_rows", "merge_rows"]
+
+State = dict[str, torch.Tensor]
+
+
+@dataclass
+class Transition:
+    """What one imagined step returns, batch-first."""
+
+    reward: torch.Tensor  # (B,) float32
+    done: torch.Tensor  # (B,) bool, sampled
+    gamevars: torch.Tensor  # (B, G) float32, the real game's side variables (e.g. HEALTH)
+
+
+@runtime_checkable
+class WorldModel(Protocol):
+    """A learned simulator of one real game, batched over B dreams.
+
+    Frames are uint8 (B, T, 64, 64, 3); actions are int64 (B, T) indices of the real game's
+    Discrete action space.
+    """
+
+    game: str
+    """Name of the real game (a key of :data:`dream_gym.games.GAMES`)."""
+    feature_dim: int
+    """Size of the latent observation returned by :meth:`features`."""
+    device: torch.device
+
+    def initial_state(self, frames: torch.Tensor, actions: torch.Tensor) -> State:
+        """Condition on a real context: T >= 1 frames and the T - 1 actions between them."""
+        ...
+
+    def imagine(self, state: State, actions: torch.Tensor, temperature: float,
+                generator: torch.Generator | None) -> tuple[State, Transition]:
+        """Take one action per dream and sample the next state, reward and done."""
+        ...
+
+    def observe(self, state: State, actions: torch.Tensor, frames: torch.Tensor) -> State:
+        """Take one action per env but condition on the real next frame (B, 64, 64, 3)."""
+        ...
+
+    def features(self, state: State) -> torch.Tensor:
+        """The latent observation (B, feature_dim) float32 an agent sees."""
+        ...
+
+    def render(self, state: State) -> torch.Tensor:
+        """The current dream frame, uint8 (B, 64, 64, 3)."""
+        ...
+
+
+def select_rows(state: State, index: torch.Tensor) -> State:
+    return {k: v[index] for k, v in state.items()}
+
+
+def merge_rows(state: State, fresh: State, mask: torch.Tensor) -> State:
+    """Rows where ``mask`` is True come from ``fresh``, the others from ``state``."""
+    return {k: torch.where(mask.view(-1, *([1] * (v.dim() - 1))), fresh[k], v)
+            for k, v in state.items()}

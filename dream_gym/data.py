@@ -1,0 +1,143 @@
+"""Real-game rollouts on disk: collection in worker processes, and loading for training.
+
+A shard holds a few whole episodes as flat arrays plus their lengths, in an ``.npz`` written
+with ``allow_pickle=False`` semantics (plain arrays only). Each shard is written to a
+temporary name and renamed, so a crash never leaves a half-written shard; collection resumes
+by skipping the shards that already exist, and shard ``i`` always uses the same seeds.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from dream_gym.games import GameSpec, get_game
+
+__all__ = ["CollectConfig", "Episodes", "collect", "load_episodes", "random_held_actions"]
+
+
+@dataclass
+class CollectConfig:
+    """Random-policy data collection (seed 003: random rollouts, actions held for a while)."""
+
+    game: str = "TakeCover"
+    episodes: int = 1000
+    """Total episodes to collect."""
+    episodes_per_shard: int = 20
+    workers: int = 2
+    max_hold: int = 12
+    """Each random action is held for 1..max_hold steps."""
+    max_steps: int = 2100
+    """Cap on a collected episode's length (a random policy rarely gets near it)."""
+    seed: int = 0
+
+
+@dataclass
+class Episodes:
+    """Flat arrays of transitions: ``frames[t]`` was seen, ``actions[t]`` taken, then
+    ``rewards[t]`` and ``dones[t]`` came back. ``lengths`` splits them into episodes."""
+
+    frames: np.ndarray  # (N, 64, 64, 3) uint8
+    actions: np.ndarray  # (N,) int64
+    rewards: np.ndarray  # (N,) float32
+    dones: np.ndarray  # (N,) bool
+    gamevars: np.ndarray  # (N, G) float32
+    lengths: np.ndarray  # (E,) int64
+
+    @property
+    def starts(self) -> np.ndarray:
+        return np.concatenate([[0], np.cumsum(self.lengths)[:-1]]).astype(np.int64)
+
+
+def random_held_actions(rng: np.random.Generator, num_actions: int, max_hold: int):
+    """Yield random actions, each repeated a random 1..max_hold times."""
+    while True:
+        action = int(rng.integers(num_actions))
+        for _ in range(int(rng.integers(1, max_hold + 1))):
+            yield action
+
+
+def _rollout(game: GameSpec, env, seed: int, cfg: CollectConfig) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    policy = random_held_actions(rng, game.num_actions, cfg.max_hold)
+    obs, _ = env.reset(seed=seed)
+    frames, actions, rewards, dones, gamevars = [], [], [], [], []
+    for _ in range(cfg.max_steps):
+        action = next(policy)
+        frames.append(game.frame(obs))
+        gamevars.append(np.asarray(obs["gamevariables"], np.float32) if isinstance(obs, dict)
+                        else np.zeros(0, np.float32))
+        obs, reward, terminated, truncated, _ = env.step(action)
+        actions.append(action)
+        rewards.append(reward)
+        dones.append(terminated)
+        if terminated or truncated:
+            break
+    return {
+        "frames": np.stack(frames),
+        "actions": np.asarray(actions, np.int64),
+        "rewards": np.asarray(rewards, np.float32),
+        "dones": np.asarray(dones, bool),
+        "gamevars": np.stack(gamevars),
+    }
+
+
+def _write_shard(task: tuple[CollectConfig, str, int]) -> int:
+    cfg, out_dir, shard = task
+    game = get_game(cfg.game)
+    env = game.make()
+    try:
+        eps = [
+            _rollout(game, env, cfg.seed * 1_000_003 + shard * cfg.episodes_per_shard + i, cfg)
+            for i in range(cfg.episodes_per_shard)
+        ]
+    finally:
+        env.close()
+    arrays = {k: np.concatenate([e[k] for e in eps]) for k in eps[0]}
+    arrays["lengths"] = np.asarray([len(e["actions"]) for e in eps], np.int64)
+    path = Path(out_dir) / f"shard_{shard:05d}.npz"
+    tmp = path.with_suffix(".npz.tmp")
+    with open(tmp, "wb") as f:
+        np.savez(f, **arrays)
+    os.replace(tmp, path)
+    return int(arrays["lengths"].sum())
+
+
+def collect(cfg: CollectConfig, out_dir: str | Path) -> int:
+    """Collect ``cfg.episodes`` random episodes into ``out_dir``; returns total frames on disk.
+
+    Safe to call again after a crash: finished shards are kept, the rest are (re)written.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    for stale in out.glob("*.tmp"):
+        stale.unlink()
+    num_shards = -(-cfg.episodes // cfg.episodes_per_shard)
+    todo = [i for i in range(num_shards) if not (out / f"shard_{i:05d}.npz").exists()]
+    tasks = [(cfg, str(out), i) for i in todo]
+    with tqdm(total=num_shards, initial=num_shards - len(todo), desc="collect shards") as bar:
+        if cfg.workers <= 1:
+            for t in tasks:
+                _write_shard(t)
+                bar.update()
+        else:
+            with mp.get_context("spawn").Pool(cfg.workers) as pool:
+                for _ in pool.imap_unordered(_write_shard, tasks):
+                    bar.update()
+    return int(sum(np.load(p)["lengths"].sum() for p in sorted(out.glob("shard_*.npz"))))
+
+
+def load_episodes(data_dir: str | Path, max_shards: int | None = None) -> Episodes:
+    """Load every shard in ``data_dir`` (in shard order) into one :class:`Episodes`."""
+    paths = sorted(Path(data_dir).glob("shard_*.npz"))[:max_shards]
+    if not paths:
+        raise FileNotFoundError(
+            f"No shards in {data_dir}. Collect data first (`dream-gym train RECIPE` does)."
+        )
+    parts = [dict(np.load(p, allow_pickle=False)) for p in paths]
+    return Episodes(**{k: np.concatenate([p[k] for p in parts]) for k in parts[0]})

@@ -1,0 +1,74 @@
+"""``dream-gym demo``: evolve a controller inside a shipped dream, then play the real game."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import imageio.v2 as imageio
+import numpy as np
+import torch
+
+from dream_gym.agents.controller import LinearController
+from dream_gym.evaluate import evaluate_controller, evaluate_random
+from dream_gym.games import resize_frame
+from dream_gym.training.controller import ControllerTrainConfig, train_in_dream
+from dream_gym.zoo import load_model, resolve
+
+__all__ = ["run_demo", "side_by_side_video"]
+
+PANEL = 256
+
+
+def _panel(frame: np.ndarray) -> np.ndarray:
+    return np.asarray(resize_frame(frame, PANEL))
+
+
+def side_by_side_video(model, controller: LinearController, path: Path, seed: int,
+                       max_frames: int = 1500) -> int:
+    """One real episode: real screen | what the model reconstructs from it. Returns frames."""
+    frames: list[np.ndarray] = []
+
+    def record(slot: int, screen: np.ndarray, seen: np.ndarray) -> None:
+        if len(frames) < max_frames:
+            frames.append(np.concatenate([_panel(screen), _panel(seen)], axis=1))
+
+    evaluate_controller(model, controller, 1, seed=seed, num_envs=1, progress=False,
+                        on_step=record)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    imageio.mimwrite(path, frames, fps=35, macro_block_size=1)
+    return len(frames)
+
+
+def run_demo(model_name: str = "takecover", minutes: float = 3.0, episodes: int = 20,
+             temperature: float = 1.15, video: Path = Path("dream_gym_demo.mp4"),
+             seed: int = 0, population: int = 32, rollouts: int = 8) -> dict:
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    model_dir = resolve(model_name)
+    model = load_model(model_dir)
+    print(f"[demo] evolving a fresh controller inside the {model.game} dream for "
+          f"{minutes:g} min (CMA-ES, population {population} x {rollouts} dreams, "
+          f"tau={temperature})")
+    cfg = ControllerTrainConfig(temperature=temperature, generations=10_000,
+                                population=population, rollouts=rollouts, seed=seed,
+                                eval_rollouts=256)
+    with tempfile.TemporaryDirectory() as tmp:
+        summary = train_in_dream(model_dir, cfg, Path(tmp) / "run", model.device,
+                                 export_dir=tmp, time_limit=minutes * 60)
+        controller, _ = LinearController.load(Path(tmp) / "controller")
+    print(f"[demo] {summary['generations']} generations; dream score "
+          f"{summary['dream_score']:.0f} +- {summary['dream_std']:.0f}")
+    print(f"[demo] playing {episodes} real {model.game} episodes with it and with a random "
+          "policy (never-seen seeds)")
+    real = evaluate_controller(model, controller, episodes, seed=20_000 + seed)
+    rand = evaluate_random(model.game, episodes, seed=20_000 + seed)
+    rows = [("dream-trained controller, in the dream", summary["dream_score"],
+             summary["dream_std"], 256),
+            ("dream-trained controller, real game", real["mean"], real["std"], real["n"]),
+            ("random policy, real game", rand["mean"], rand["std"], rand["n"])]
+    print(f"\n{'policy':<42}{'mean':>8}{'std':>8}{'n':>6}")
+    for name, mean, std, n in rows:
+        print(f"{name:<42}{mean:>8.1f}{std:>8.1f}{n:>6}")
+    n_frames = side_by_side_video(model, controller, Path(video), seed=20_000 + seed)
+    print(f"\n[demo] video ({n_frames} frames, real | model's view) written to {video}")
+    return {"dream": summary, "real": real, "random": rand, "video": str(video)}

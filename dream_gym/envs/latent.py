@@ -1,0 +1,70 @@
+"""The real game seen through a world model: the dream's latent observation on real frames.
+
+This is seed 003's "feature extraction" setting: the agent sees [z, h] computed from real
+frames, so a policy trained on a dream's ``obs_type="latent"`` runs unchanged in the game.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+from dream_gym.contract import State, WorldModel
+from dream_gym.games import get_game
+
+__all__ = ["RealLatentObservation", "latent_space"]
+
+
+def latent_space(model: WorldModel) -> gym.spaces.Box:
+    return gym.spaces.Box(-np.inf, np.inf, (model.feature_dim,), np.float32)
+
+
+class RealLatentObservation(gym.Wrapper):
+    """Wrap a real game env so observations are the model's latent features.
+
+    Each step the real frame is encoded and the model's recurrent state advanced with the
+    action actually taken (``WorldModel.observe``), exactly as the dream advances its own.
+
+    Args:
+        env: the real game (e.g. ``gymnasium.make("VizdoomTakeCover-v1")``).
+        model: a loaded world model, or a zoo name / folder (``"takecover"``).
+    """
+
+    def __init__(self, env: gym.Env, model: WorldModel | str) -> None:
+        super().__init__(env)
+        if isinstance(model, str):
+            from dream_gym.zoo import load_model
+
+            model = load_model(model)
+        self.model = model
+        self.spec_game = get_game(model.game)
+        if env.spec is not None and env.spec.id != self.spec_game.env_id:
+            raise ValueError(
+                f"This world model simulates {self.spec_game.env_id}, but the wrapped env is "
+                f"{env.spec.id}. Wrap the game the model was trained on."
+            )
+        self.observation_space = latent_space(model)
+        self._state: State | None = None
+
+    def _frame(self, obs: Any) -> torch.Tensor:
+        return torch.from_numpy(self.spec_game.frame(obs))[None]
+
+    def _obs(self) -> np.ndarray:
+        return self.model.features(self._state)[0].cpu().numpy().astype(np.float32)
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        obs, info = self.env.reset(seed=seed, options=options)
+        self._state = self.model.initial_state(self._frame(obs)[:, None],
+                                               torch.zeros((1, 0), dtype=torch.long))
+        info["real_obs"] = obs
+        return self._obs(), info
+
+    def step(self, action):
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        self._state = self.model.observe(self._state, torch.as_tensor([int(action)]),
+                                         self._frame(obs))
+        info["real_obs"] = obs
+        return self._obs(), reward, terminated, truncated, info

@@ -1,0 +1,104 @@
+"""Score policies in the real game: many episodes with distinct seeds, lockstep-batched."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from dream_gym.agents.controller import LinearController
+from dream_gym.contract import WorldModel, merge_rows
+from dream_gym.games import get_game
+
+__all__ = ["evaluate_controller", "evaluate_random", "summarize"]
+
+
+def summarize(returns: list[float]) -> dict:
+    r = np.asarray(returns, np.float64)
+    return {"mean": float(r.mean()), "std": float(r.std()), "n": len(r),
+            "stderr": float(r.std(ddof=1) / np.sqrt(len(r))) if len(r) > 1 else float("nan"),
+            "returns": [float(x) for x in r]}
+
+
+def evaluate_random(game: str, episodes: int, seed: int = 0, progress: bool = True) -> dict:
+    """The uniform random policy (a fresh action every step), episode i seeded ``seed + i``."""
+    spec = get_game(game)
+    env = spec.make()
+    returns = []
+    for ep in tqdm(range(episodes), desc="real game, random policy", disable=not progress):
+        env.reset(seed=seed + ep)
+        env.action_space.seed(seed + ep)
+        done, ret = False, 0.0
+        while not done:
+            _, r, term, trunc, _ = env.step(env.action_space.sample())
+            ret += float(r)
+            done = term or trunc
+        returns.append(ret)
+    env.close()
+    return summarize(returns)
+
+
+@torch.no_grad()
+def evaluate_controller(model: WorldModel, controller: LinearController, episodes: int,
+                        seed: int = 0, num_envs: int = 8, progress: bool = True,
+                        max_steps: int | None = None,
+                        on_step: Callable[[int, np.ndarray, np.ndarray], None] | None = None
+                        ) -> dict:
+    """Run ``controller`` on the model's latent features of the real game.
+
+    ``num_envs`` real games run in lockstep so the model encodes and steps them in one batch;
+    episode i always uses seed ``seed + i`` whatever env runs it.
+    ``on_step(slot, real_screen, model_frame)`` sees each real screen beside what the model
+    makes of it (its 64x64 reconstruction), e.g. to record video.
+    """
+    spec = get_game(model.game)
+    n = min(num_envs, episodes)
+    envs = [spec.make() for _ in range(n)]
+    queue = list(range(episodes))
+    episode = [queue.pop(0) for _ in range(n)]
+    returns: list[float | None] = [None] * episodes
+    ret, steps = np.zeros(n), np.zeros(n, dtype=np.int64)
+    active = np.ones(n, bool)
+    obs = [env.reset(seed=seed + ep)[0] for env, ep in zip(envs, episode, strict=True)]
+    no_actions = torch.zeros((n, 0), dtype=torch.long)
+
+    def frames() -> torch.Tensor:
+        return torch.from_numpy(np.stack([spec.frame(o) for o in obs]))
+
+    state = model.initial_state(frames()[:, None], no_actions)
+    ctrl = controller.to(model.device)
+    bar = tqdm(total=episodes, desc="real game, controller", disable=not progress)
+    while active.any():
+        actions = ctrl.act(model.features(state)).cpu()
+        fresh = torch.zeros(n, dtype=torch.bool)
+        for i, env in enumerate(envs):
+            if not active[i]:
+                continue
+            obs[i], r, term, trunc, _ = env.step(int(actions[i]))
+            ret[i] += float(r)
+            steps[i] += 1
+            if term or trunc or (max_steps is not None and steps[i] >= max_steps):
+                returns[episode[i]] = ret[i]
+                bar.update()
+                ret[i], steps[i] = 0.0, 0
+                if queue:
+                    episode[i] = queue.pop(0)
+                    obs[i] = env.reset(seed=seed + episode[i])[0]
+                    fresh[i] = True
+                else:
+                    active[i] = False
+        f = frames()
+        state = model.observe(state, actions, f)
+        if fresh.any():
+            state = merge_rows(state, model.initial_state(f[:, None], no_actions),
+                               fresh.to(model.device))
+        if on_step is not None:
+            seen = model.render(state).cpu().numpy()
+            for i in np.flatnonzero(active):
+                on_step(int(i), spec.screen(obs[i]), seen[i])
+    bar.close()
+    for env in envs:
+        env.close()
+    return summarize(returns)

@@ -1,0 +1,85 @@
+"""What every trainer shares: resumable state on disk, TensorBoard, device and seeding."""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.tensorboard import SummaryWriter
+
+from dream_gym.checkpoint import load_json, load_state_dict, load_tensors, save_json, save_tensors
+
+__all__ = ["default_device", "seed_everything", "make_writer", "save_training_state",
+           "load_training_state"]
+
+
+def default_device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def make_writer(log_dir: str | Path, cfg: Any) -> SummaryWriter:
+    """A TensorBoard writer with the hyperparameters logged as a text table (as CleanRL does)."""
+    writer = SummaryWriter(str(log_dir))
+    rows = "\n".join(f"|{k}|{v}|" for k, v in dataclasses.asdict(cfg).items())
+    writer.add_text("hyperparameters", f"|param|value|\n|-|-|\n{rows}")
+    return writer
+
+
+def _flatten_optimizer(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:
+    sd = opt.state_dict()
+    tensors, scalars = {}, {}
+    for idx, state in sd["state"].items():
+        for k, v in state.items():
+            if torch.is_tensor(v):
+                tensors[f"{idx}.{k}"] = v
+            else:
+                scalars[f"{idx}.{k}"] = v
+    return tensors, {"param_groups": sd["param_groups"], "scalars": scalars}
+
+
+def _unflatten_optimizer(tensors: dict[str, torch.Tensor], meta: dict) -> dict:
+    state: dict[int, dict[str, Any]] = {}
+    for key, v in list(tensors.items()) + list(meta["scalars"].items()):
+        idx, k = key.split(".", 1)
+        state.setdefault(int(idx), {})[k] = v
+    return {"state": state, "param_groups": meta["param_groups"]}
+
+
+def save_training_state(ckpt_dir: str | Path, model: torch.nn.Module,
+                        opt: torch.optim.Optimizer, progress: dict[str, Any]) -> None:
+    """Model, optimizer and progress counters; the progress JSON is written last, so a crash
+    mid-save leaves the previous consistent checkpoint in place."""
+    d = Path(ckpt_dir)
+    step = progress["step"]
+    save_tensors(d / f"model_{step}.safetensors", model.state_dict())
+    opt_tensors, opt_meta = _flatten_optimizer(opt)
+    save_tensors(d / f"optim_{step}.safetensors", opt_tensors)
+    save_json(d / f"optim_{step}.json", opt_meta)
+    save_json(d / "progress.json", progress)
+    for old in d.glob("*_*.*"):
+        if old.stem.rsplit("_", 1)[-1] != str(step):
+            old.unlink(missing_ok=True)
+
+
+def load_training_state(ckpt_dir: str | Path, model: torch.nn.Module,
+                        opt: torch.optim.Optimizer) -> dict[str, Any] | None:
+    """Restore what :func:`save_training_state` wrote; None when there is nothing to resume."""
+    d = Path(ckpt_dir)
+    if not (d / "progress.json").exists():
+        return None
+    progress = load_json(d / "progress.json")
+    step = progress["step"]
+    load_state_dict(model, d / f"model_{step}.safetensors")
+    opt.load_state_dict(_unflatten_optimizer(load_tensors(d / f"optim_{step}.safetensors"),
+                                             load_json(d / f"optim_{step}.json")))
+    return progress

@@ -1,0 +1,118 @@
+"""Train M (the MDN-RNN) on encoded episodes: windows of real sequences, z resampled each batch."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from dream_gym.data import Episodes
+from dream_gym.games import get_game
+from dream_gym.training.common import (
+    load_training_state,
+    make_writer,
+    save_training_state,
+    seed_everything,
+)
+from dream_gym.world_models.mdnrnn import MDNRNN, MDNRNNConfig
+
+__all__ = ["MDNRNNTrainConfig", "train_mdnrnn", "SequenceSampler"]
+
+
+@dataclass
+class MDNRNNTrainConfig:
+    steps: int = 3000
+    batch_size: int = 64
+    seq_len: int = 128
+    lr: float = 1e-3
+    grad_clip: float = 1.0
+    checkpoint_every: int = 250
+    seed: int = 0
+
+
+class SequenceSampler:
+    """Random windows of ``seq_len`` transitions inside single episodes (zero-padded, masked).
+
+    z is drawn from the VAE posterior each time (as the official code does) so M sees the
+    same noise level it will be asked to produce in the dream.
+    """
+
+    def __init__(self, episodes: Episodes, mu: np.ndarray, logvar: np.ndarray, game: str,
+                 gamevar_scale: float, seq_len: int, rng: np.random.Generator) -> None:
+        self.ep, self.mu, self.std = episodes, mu, np.exp(0.5 * logvar)
+        self.game = get_game(game)
+        self.gscale = gamevar_scale
+        self.seq_len, self.rng = seq_len, rng
+        self.starts, self.lengths = episodes.starts, episodes.lengths
+
+    def sample(self, batch: int) -> dict[str, torch.Tensor]:
+        L = self.seq_len
+        e = self.rng.integers(len(self.lengths), size=batch)
+        # A window of L inputs needs L + 1 frames; the last transition of an episode has no
+        # next frame on disk, so it is trained on done only (z target masked off by zmask).
+        # Half the windows start at the episode start, where every dream starts (h = 0),
+        # so M learns to track hidden state (e.g. health) from the beginning.
+        offs = [0 if self.rng.random() < 0.5 else int(self.rng.integers(max(1, n - L + 1)))
+                for n in self.lengths[e]]
+        zdim = self.mu.shape[1]
+        out = {
+            "z": np.zeros((batch, L, zdim), np.float32),
+            "z_next": np.zeros((batch, L, zdim), np.float32),
+            "a": np.zeros((batch, L, self.game.num_actions), np.float32),
+            "reward": np.zeros((batch, L), np.float32),
+            "done": np.zeros((batch, L), np.float32),
+            "gamevars": np.zeros((batch, L, self.ep.gamevars.shape[1]), np.float32),
+            "mask": np.zeros((batch, L), np.float32),
+            "zmask": np.zeros((batch, L), np.float32),
+        }
+        for i, (ei, off) in enumerate(zip(e, offs, strict=True)):
+            s, n = int(self.starts[ei]), int(self.lengths[ei])
+            t = np.arange(s + off, s + min(n, off + L))
+            m = len(t)
+            z = self.mu[t] + self.std[t] * self.rng.standard_normal((m, zdim), np.float32)
+            has_next = t + 1 < s + n
+            tn = np.minimum(t + 1, s + n - 1)
+            zn = self.mu[tn] + self.std[tn] * self.rng.standard_normal((m, zdim), np.float32)
+            out["z"][i, :m], out["z_next"][i, :m] = z, zn
+            out["a"][i, :m] = self.game.action_features(self.ep.actions[t])
+            out["reward"][i, :m] = self.ep.rewards[t]
+            out["done"][i, :m] = self.ep.dones[t]
+            # side variables observed with the next frame
+            out["gamevars"][i, :m] = self.ep.gamevars[tn] / self.gscale
+            out["mask"][i, :m] = 1.0
+            out["zmask"][i, :m] = has_next
+        return {k: torch.from_numpy(v) for k, v in out.items()}
+
+
+def train_mdnrnn(sampler: SequenceSampler, model_cfg: MDNRNNConfig, cfg: MDNRNNTrainConfig,
+                 run_dir: str | Path, device: torch.device) -> MDNRNN:
+    seed_everything(cfg.seed)
+    run_dir = Path(run_dir)
+    rnn = MDNRNN(model_cfg).to(device)
+    opt = torch.optim.Adam(rnn.parameters(), lr=cfg.lr)
+    progress = load_training_state(run_dir / "ckpt", rnn, opt) or {"step": 0}
+    sampler.rng = np.random.default_rng(cfg.seed + progress["step"])
+    writer = make_writer(run_dir, cfg)
+    bar = tqdm(range(progress["step"], cfg.steps), initial=progress["step"], total=cfg.steps,
+               desc="train M")
+    for step in bar:
+        for g in opt.param_groups:  # cosine decay: M is trained for few steps, end it calm
+            g["lr"] = cfg.lr * (0.05 + 0.95 * 0.5 * (1 + np.cos(np.pi * step / cfg.steps)))
+        b = {k: v.to(device) for k, v in sampler.sample(cfg.batch_size).items()}
+        loss, parts = rnn.loss(b["z"], b["a"], b["z_next"], b["reward"], b["done"],
+                               b["gamevars"], b["mask"], b["zmask"])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(rnn.parameters(), cfg.grad_clip)
+        opt.step()
+        if step % 25 == 0:
+            for k, v in parts.items():
+                writer.add_scalar(f"losses/{k}", v, step)
+            bar.set_postfix(z=f"{parts['z_nll']:.3f}", done=f"{parts['done_bce']:.3f}")
+        if (step + 1) % cfg.checkpoint_every == 0 or step + 1 == cfg.steps:
+            save_training_state(run_dir / "ckpt", rnn, opt, {"step": step + 1})
+    writer.close()
+    return rnn.eval()

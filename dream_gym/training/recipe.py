@@ -1,0 +1,132 @@
+"""Run a zoo recipe (a TOML file in ``training/``) from no data to a shippable model folder.
+
+Each stage writes its output atomically and records its wall time and real frames in
+``runs/<name>/stages.json``; running the recipe again skips finished stages and resumes the
+unfinished one from its last checkpoint.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import tomllib
+import torch
+
+from dream_gym.checkpoint import load_json, load_tensors, save_json, save_tensors
+from dream_gym.data import CollectConfig, collect, load_episodes
+from dream_gym.training.common import default_device
+from dream_gym.training.mdnrnn import MDNRNNTrainConfig, SequenceSampler, train_mdnrnn
+from dream_gym.training.vae import VAETrainConfig, encode_episodes, train_vae
+from dream_gym.world_models.mdnrnn import MDNRNNConfig
+from dream_gym.world_models.model import WorldModelsDream
+from dream_gym.world_models.vae import VAEConfig
+
+__all__ = ["run_recipe", "load_recipe"]
+
+
+def load_recipe(path: str | Path) -> dict[str, Any]:
+    with open(path, "rb") as f:
+        return tomllib.load(f)
+
+
+def _pick(cls, section: dict[str, Any], **extra: Any):
+    """Build dataclass ``cls`` from the recipe keys it knows (recipes share sections)."""
+    names = {f.name for f in fields(cls)}
+    return cls(**{k: v for k, v in {**section, **extra}.items() if k in names})
+
+
+class _Stages:
+    def __init__(self, run_dir: Path) -> None:
+        self.path = run_dir / "stages.json"
+        self.done: dict[str, Any] = load_json(self.path) if self.path.exists() else {}
+
+    def run(self, name: str, fn, frames: int = 0) -> None:
+        if name in self.done:
+            print(f"[recipe] {name}: done earlier ({self.done[name]['seconds']:.0f} s), skipped")
+            return
+        t0 = time.time()
+        extra = fn() or {}
+        self.done[name] = {"seconds": round(time.time() - t0, 1), "real_frames": frames, **extra}
+        save_json(self.path, self.done)
+        print(f"[recipe] {name}: {self.done[name]}")
+
+
+def run_recipe(recipe_path: str | Path, runs_root: str | Path = "runs",
+               device: torch.device | None = None) -> Path:
+    """Run every stage of a World Models recipe; returns the exported model folder."""
+    r = load_recipe(recipe_path)
+    device = device or default_device()
+    run_dir = Path(runs_root) / r["name"]
+    run_dir.mkdir(parents=True, exist_ok=True)
+    stages = _Stages(run_dir)
+    seed = r.get("seed", 0)
+    data_dir = run_dir / "data"
+    model_dir = run_dir / "model"
+
+    ccfg = _pick(CollectConfig, r["collect"], game=r["game"], seed=seed)
+    stages.run("collect", lambda: {"frames": collect(ccfg, data_dir)})
+    episodes = load_episodes(data_dir)
+    n_frames = int(episodes.lengths.sum())
+    stages.done["collect"]["real_frames"] = n_frames
+
+    vae_cfg = _pick(VAEConfig, r["vae"])
+    vae_path = run_dir / "vae" / "final.safetensors"
+
+    def vae_stage():
+        vae = train_vae(episodes, vae_cfg, _pick(VAETrainConfig, r["vae"], seed=seed),
+                        run_dir / "vae", device)
+        save_tensors(vae_path, vae.state_dict())
+        encode_episodes(vae, episodes, run_dir / "vae" / "latents.safetensors", device)
+
+    stages.run("vae", vae_stage)
+
+    gamevar_scale = float(max(1.0, np.abs(episodes.gamevars).max())) \
+        if episodes.gamevars.size else 1.0
+    rnn_cfg = _pick(MDNRNNConfig, r["mdnrnn"], z_dim=vae_cfg.z_dim,
+                    action_dim=_num_actions(r["game"]), gamevars=episodes.gamevars.shape[1])
+
+    def rnn_stage():
+        from dream_gym.world_models.vae import ConvVAE
+
+        lat = load_tensors(run_dir / "vae" / "latents.safetensors")
+        tcfg = _pick(MDNRNNTrainConfig, r["mdnrnn"], seed=seed)
+        sampler = SequenceSampler(episodes, lat["mu"].numpy(), lat["logvar"].numpy(), r["game"],
+                                  gamevar_scale, tcfg.seq_len, np.random.default_rng(seed))
+        rnn = train_mdnrnn(sampler, rnn_cfg, tcfg, run_dir / "mdnrnn", device)
+        vae = ConvVAE(vae_cfg)
+        vae.load_state_dict(load_tensors(vae_path))
+        WorldModelsDream(r["game"], vae, rnn, gamevar_scale).save(model_dir)
+        _save_contexts(episodes, model_dir, r.get("context", {}).get("count", 64), seed)
+
+    stages.run("mdnrnn", rnn_stage)
+
+    if "controller" in r:
+        from dream_gym.training.controller import ControllerTrainConfig, train_in_dream
+
+        ctrl_cfg = _pick(ControllerTrainConfig, r["controller"], seed=seed)
+        stages.run("controller", lambda: train_in_dream(
+            model_dir, ctrl_cfg, run_dir / "controller", device, export_dir=model_dir))
+    return model_dir
+
+
+def _num_actions(game: str) -> int:
+    from dream_gym.games import get_game
+
+    return get_game(game).num_actions
+
+
+def _save_contexts(episodes, model_dir: Path, count: int, seed: int) -> None:
+    """Ship the first frame of ``count`` real episodes: the dream's starting contexts."""
+    rng = np.random.default_rng(seed)
+    eps = rng.choice(len(episodes.lengths), size=min(count, len(episodes.lengths)),
+                     replace=False)
+    first = episodes.starts[eps]
+    save_tensors(model_dir / "contexts.safetensors", {
+        "frames": torch.from_numpy(np.ascontiguousarray(episodes.frames[first][:, None])),
+        "actions": torch.zeros((len(eps), 0), dtype=torch.int64),
+        "gamevars": torch.from_numpy(np.ascontiguousarray(episodes.gamevars[first])),
+    })

@@ -1,0 +1,91 @@
+"""M: the MDN-RNN of World Models (seed 003) with reward, done and game-variable heads."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = ["MDNRNNConfig", "MDNRNN", "MDNOutput"]
+
+
+@dataclass
+class MDNRNNConfig:
+    z_dim: int = 64
+    action_dim: int = 3
+    hidden: int = 512
+    gaussians: int = 5
+    gamevars: int = 1
+    done_weight: float = 10.0
+    """Weight of the rare done=1 targets in the BCE (the official code used x10)."""
+
+
+@dataclass
+class MDNOutput:
+    logit_pi: torch.Tensor  # (..., z, K)
+    mu: torch.Tensor  # (..., z, K)
+    log_sigma: torch.Tensor  # (..., z, K)
+    reward: torch.Tensor  # (...,)
+    done_logit: torch.Tensor  # (...,)
+    gamevars: torch.Tensor  # (..., G)
+
+
+class MDNRNN(nn.Module):
+    """LSTM over [z_t, a_t]; heads predict p(z_{t+1}) as a per-dim 5-Gaussian mixture."""
+
+    def __init__(self, cfg: MDNRNNConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.lstm = nn.LSTM(cfg.z_dim + cfg.action_dim, cfg.hidden, batch_first=True)
+        self.mdn = nn.Linear(cfg.hidden, 3 * cfg.z_dim * cfg.gaussians)
+        self.extra = nn.Linear(cfg.hidden, 2 + cfg.gamevars)  # reward, done logit, gamevars
+
+    def heads(self, h: torch.Tensor) -> MDNOutput:
+        shape = (*h.shape[:-1], self.cfg.z_dim, self.cfg.gaussians)
+        logit_pi, mu, log_sigma = self.mdn(h).view(*shape[:-2], 3, *shape[-2:]).unbind(-3)
+        extra = self.extra(h)
+        return MDNOutput(logit_pi, mu, log_sigma.clamp(-7.0, 3.0), extra[..., 0],
+                         extra[..., 1], extra[..., 2:])
+
+    def forward(self, z: torch.Tensor, a: torch.Tensor,
+                hc: tuple[torch.Tensor, torch.Tensor] | None = None):
+        """z (B, T, z_dim), a (B, T, action_dim) -> (MDNOutput over T, (h, c))."""
+        out, hc = self.lstm(torch.cat([z, a], -1), hc)
+        return self.heads(out), hc
+
+    def sample(self, o: MDNOutput, temperature: float,
+               generator: torch.Generator | None) -> torch.Tensor:
+        """z ~ mixture with logits / tau and sigma * sqrt(tau) (seed 003's temperature)."""
+        tau = max(float(temperature), 1e-6)
+        u = torch.rand(o.logit_pi.shape, generator=generator, device=o.mu.device)
+        gumbel = -torch.log(-torch.log(u.clamp_(1e-10, 1.0)))
+        k = (o.logit_pi / tau + gumbel).argmax(-1, keepdim=True)
+        mu = o.mu.gather(-1, k).squeeze(-1)
+        sigma = o.log_sigma.gather(-1, k).squeeze(-1).exp() * math.sqrt(tau)
+        eps = torch.randn(mu.shape, generator=generator, device=mu.device)
+        return mu + sigma * eps
+
+    def loss(self, z: torch.Tensor, a: torch.Tensor, z_next: torch.Tensor,
+             reward: torch.Tensor, done: torch.Tensor, gamevars: torch.Tensor,
+             mask: torch.Tensor, zmask: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+        """Mixture NLL of z_{t+1} (where a next frame exists) + weighted done BCE + reward
+        and game-variable MSE."""
+        o, _ = self(z, a)
+        log_pi = F.log_softmax(o.logit_pi, -1)
+        x = z_next.unsqueeze(-1)
+        log_n = (-0.5 * ((x - o.mu) / o.log_sigma.exp()).pow(2) - o.log_sigma
+                 - 0.5 * math.log(2 * math.pi))
+        nll = -torch.logsumexp(log_pi + log_n, -1).mean(-1)  # per step, mean over z dims
+        n = mask.sum().clamp(min=1)
+        z_loss = (nll * zmask).sum() / zmask.sum().clamp(min=1)
+        pos_weight = torch.tensor(self.cfg.done_weight, device=z.device)
+        d_loss = (F.binary_cross_entropy_with_logits(
+            o.done_logit, done.float(), pos_weight=pos_weight, reduction="none") * mask).sum() / n
+        r_loss = ((o.reward - reward).pow(2) * mask).sum() / n
+        g_loss = ((o.gamevars - gamevars).pow(2).mean(-1) * mask).sum() / n
+        total = z_loss + d_loss + r_loss + g_loss
+        return total, {"z_nll": z_loss.item(), "done_bce": d_loss.item(),
+                       "reward_mse": r_loss.item(), "gamevars_mse": g_loss.item()}

@@ -1,0 +1,112 @@
+"""World Models (V + M) behind the :class:`~dream_gym.contract.WorldModel` contract."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+
+from dream_gym.checkpoint import CheckpointError, load_state_dict, save_json, save_tensors
+from dream_gym.contract import State, Transition
+from dream_gym.games import get_game
+from dream_gym.world_models.mdnrnn import MDNRNN, MDNRNNConfig
+from dream_gym.world_models.vae import ConvVAE, VAEConfig, to_input
+
+__all__ = ["WorldModelsDream", "FAMILY"]
+
+FAMILY = "world_models"
+
+
+class WorldModelsDream(torch.nn.Module):
+    """V encodes and decodes frames; M carries (h, c) and samples z_{t+1} with temperature.
+
+    State: ``z`` (B, z_dim), ``h`` and ``c`` (B, hidden). Features are ``[z, h]``, the input
+    of the paper's controller.
+    """
+
+    def __init__(self, game: str, vae: ConvVAE, rnn: MDNRNN, gamevar_scale: float = 1.0) -> None:
+        super().__init__()
+        self.game = game
+        self.spec = get_game(game)
+        self.vae, self.rnn = vae.eval(), rnn.eval()
+        self.gamevar_scale = gamevar_scale
+        self.feature_dim = vae.cfg.z_dim + rnn.cfg.hidden
+        self.requires_grad_(False)
+
+    @property
+    def device(self) -> torch.device:
+        return self.rnn.mdn.weight.device
+
+    # --- contract -------------------------------------------------------------------------
+    @torch.no_grad()
+    def initial_state(self, frames: torch.Tensor, actions: torch.Tensor) -> State:
+        B, T = frames.shape[:2]
+        mu, _ = self.vae.encode(to_input(frames.to(self.device).flatten(0, 1)))
+        z = mu.view(B, T, -1)
+        H = self.rnn.cfg.hidden
+        h = torch.zeros(1, B, H, device=self.device)
+        c = torch.zeros(1, B, H, device=self.device)
+        if T > 1:
+            a = self._actions(actions.to(self.device)).view(B, T - 1, -1)
+            _, (h, c) = self.rnn.lstm(torch.cat([z[:, :-1], a], -1), (h, c))
+        return {"z": z[:, -1].contiguous(), "h": h[0], "c": c[0]}
+
+    @torch.no_grad()
+    def imagine(self, state: State, actions: torch.Tensor, temperature: float,
+                generator: torch.Generator | None) -> tuple[State, Transition]:
+        h, c = self._advance(state, actions)
+        o = self.rnn.heads(h)
+        z = self.rnn.sample(o, temperature, generator)
+        u = torch.rand(o.done_logit.shape, generator=generator, device=self.device)
+        done = u < torch.sigmoid(o.done_logit)
+        return {"z": z, "h": h, "c": c}, Transition(o.reward, done,
+                                                    o.gamevars * self.gamevar_scale)
+
+    @torch.no_grad()
+    def observe(self, state: State, actions: torch.Tensor, frames: torch.Tensor) -> State:
+        h, c = self._advance(state, actions)
+        mu, _ = self.vae.encode(to_input(frames.to(self.device)))
+        return {"z": mu, "h": h, "c": c}
+
+    def features(self, state: State) -> torch.Tensor:
+        return torch.cat([state["z"], state["h"]], -1)
+
+    @torch.no_grad()
+    def render(self, state: State) -> torch.Tensor:
+        x = self.vae.decode(state["z"])
+        return (x.movedim(1, -1) * 255).round_().to(torch.uint8)
+
+    # --- helpers ---------------------------------------------------------------------------
+    def _actions(self, actions: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.one_hot(actions.long(), self.spec.num_actions).float()
+
+    def _advance(self, state: State, actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x = torch.cat([state["z"], self._actions(actions.to(self.device))], -1)
+        # nn.LSTM on a length-1 sequence reuses the trained weights in one fused call.
+        _, (h, c) = self.rnn.lstm(x[:, None], (state["h"][None], state["c"][None]))
+        return h[0], c[0]
+
+    # --- checkpoint I/O --------------------------------------------------------------------
+    def save(self, model_dir: str | Path) -> None:
+        d = Path(model_dir)
+        save_tensors(d / "vae.safetensors", self.vae.state_dict())
+        save_tensors(d / "mdnrnn.safetensors", self.rnn.state_dict())
+        save_json(d / "config.json", {
+            "family": FAMILY, "game": self.game, "gamevar_scale": self.gamevar_scale,
+            "vae": asdict(self.vae.cfg), "mdnrnn": asdict(self.rnn.cfg),
+        })
+
+    @classmethod
+    def from_config(cls, model_dir: str | Path, config: dict,
+                    device: str | torch.device = "cpu") -> WorldModelsDream:
+        d = Path(model_dir)
+        try:
+            vae = ConvVAE(VAEConfig(**config["vae"]))
+            rnn = MDNRNN(MDNRNNConfig(**config["mdnrnn"]))
+            game, scale = config["game"], float(config["gamevar_scale"])
+        except (KeyError, TypeError) as e:
+            raise CheckpointError(f"{d / 'config.json'} is not a World Models config: {e}") from e
+        load_state_dict(vae, d / "vae.safetensors")
+        load_state_dict(rnn, d / "mdnrnn.safetensors")
+        return cls(game, vae, rnn, scale).to(device)

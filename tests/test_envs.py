@@ -1,0 +1,78 @@
+"""The registered dream envs: Gymnasium's and SB3's checkers, real spaces, determinism."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from gymnasium.utils.env_checker import check_env
+
+import dream_gym
+from dream_gym.games import get_game
+
+IDS = sorted(dream_gym.DREAM_IDS)
+
+
+def test_make_without_import_in_a_fresh_interpreter():
+    code = ("import gymnasium as gym; env = gym.make('dream_gym:Dream-TakeCover-v0'); "
+            "obs, _ = env.reset(seed=0); print(sorted(obs))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    assert "screen" in out.stdout
+
+
+@pytest.mark.parametrize("env_id", IDS)
+@pytest.mark.parametrize("obs_type", ["pixels", "latent"])
+def test_gymnasium_check_env(env_id, obs_type):
+    env = gym.make(env_id, obs_type=obs_type)
+    check_env(env.unwrapped, skip_render_check=False)
+
+
+@pytest.mark.parametrize("env_id", IDS)
+def test_sb3_check_env(env_id):
+    from stable_baselines3.common.env_checker import check_env as sb3_check_env
+
+    sb3_check_env(gym.make(env_id, obs_type="latent").unwrapped, warn=True)
+    sb3_check_env(gym.make(env_id).unwrapped, warn=True)
+
+
+@pytest.mark.parametrize("env_id", IDS)
+def test_default_spaces_equal_the_real_game(env_id):
+    env = gym.make(env_id)
+    game = get_game(dream_gym.DREAM_IDS[env_id]["game"])
+    real = game.make()
+    assert env.observation_space == real.observation_space
+    assert env.action_space == real.action_space
+    obs, _ = env.reset(seed=0)
+    assert real.observation_space.contains(obs)
+
+
+def test_same_seed_same_trajectory_and_temperature_changes_it():
+    def rollout(seed, temperature):
+        env = gym.make("Dream-TakeCover-v0", obs_type="latent", temperature=temperature)
+        obs, _ = env.reset(seed=seed)
+        traj = [obs]
+        for t in range(60):
+            obs, r, term, trunc, _ = env.step(t % 3)
+            traj.append(obs)
+            if term or trunc:
+                break
+        return np.stack(traj)
+
+    a, b = rollout(5, 1.0), rollout(5, 1.0)
+    np.testing.assert_array_equal(a, b)
+    c = rollout(5, 1.3)
+    n = min(len(a), len(c))
+    assert not np.allclose(a[1:n], c[1:n])
+
+
+def test_context_from_options_and_index():
+    env = gym.make("Dream-TakeCover-v0", obs_type="latent")
+    o1, _ = env.reset(seed=0, options={"context_index": 3})
+    ctx = env.unwrapped.contexts
+    frames = ctx["frames"][3].numpy()
+    o2, _ = env.reset(seed=0, options={"context": {"frames": frames}})
+    np.testing.assert_allclose(o1, o2, atol=1e-5)

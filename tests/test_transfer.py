@@ -1,0 +1,42 @@
+"""Policy transfer: a controller evolved only inside the shipped dream wins in real VizDoom."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from dream_gym.agents.controller import LinearController
+from dream_gym.evaluate import evaluate_controller, evaluate_random
+from dream_gym.training.controller import ControllerTrainConfig, train_in_dream
+from dream_gym.zoo import resolve
+
+EPISODES = 30
+
+
+def _welch_t(a: dict, b: dict) -> float:
+    return (a["mean"] - b["mean"]) / math.sqrt(a["stderr"] ** 2 + b["stderr"] ** 2)
+
+
+@pytest.mark.slow
+def test_fresh_dream_controller_beats_random_in_real_game(tmp_path, takecover):
+    cfg = ControllerTrainConfig(temperature=1.15, generations=8, population=16, rollouts=8,
+                                max_steps=1000, eval_rollouts=128, seed=1)
+    summary = train_in_dream(resolve("takecover"), cfg, tmp_path / "run",
+                             torch.device("cpu"), export_dir=tmp_path, progress=False)
+    controller, meta = LinearController.load(tmp_path / "controller")
+    assert meta["temperature"] == 1.15 and summary["generations"] == 8
+
+    real = evaluate_controller(takecover, controller, EPISODES, seed=50_000, progress=False)
+    rand = evaluate_random("TakeCover", EPISODES, seed=50_000, progress=False)
+    t = _welch_t(real, rand)
+    assert t > 3.0, (f"controller {real['mean']:.0f}+-{real['std']:.0f} vs random "
+                     f"{rand['mean']:.0f}+-{rand['std']:.0f}: t={t:.2f}")
+
+
+def test_shipped_controller_beats_random_in_real_game(takecover):
+    controller, _ = LinearController.load(resolve("takecover") / "controller")
+    real = evaluate_controller(takecover, controller, 20, seed=60_000, progress=False)
+    rand = evaluate_random("TakeCover", 20, seed=60_000, progress=False)
+    assert _welch_t(real, rand) > 3.0, (real["mean"], rand["mean"])
