@@ -23,7 +23,7 @@ _SPACES: dict[str, tuple[gym.Space, gym.Space]] = {}
 
 def resize_frame(frame: np.ndarray, size: int = FRAME_SIZE) -> np.ndarray:
     """Shrink an HxWx3 uint8 frame to size x size x 3 (bilinear, whole frame, as in seed 003)."""
-    return np.asarray(Image.fromarray(frame).resize((size, size), Image.BILINEAR))
+    return np.array(Image.fromarray(frame).resize((size, size), Image.BILINEAR))
 
 
 def _make_vizdoom(env_id: str, **kwargs: Any) -> gym.Env:

@@ -76,3 +76,16 @@ def test_context_from_options_and_index():
     frames = ctx["frames"][3].numpy()
     o2, _ = env.reset(seed=0, options={"context": {"frames": frames}})
     np.testing.assert_allclose(o1, o2, atol=1e-5)
+
+
+def test_real_latent_wrapper_gives_the_dream_latent_observation():
+    from dream_gym.envs.latent import RealLatentObservation
+
+    real = RealLatentObservation(get_game("TakeCover").make(), "takecover")
+    check_env(real)
+    dream = gym.make("Dream-TakeCover-v0", obs_type="latent")
+    assert real.observation_space == dream.observation_space
+    obs, info = real.reset(seed=11)
+    frame = info["real_obs"]["screen"]
+    dream_obs, _ = dream.reset(seed=0, options={"context": {"frames": frame[None]}})
+    np.testing.assert_allclose(obs, dream_obs, atol=1e-5)

@@ -35,7 +35,7 @@ def test_vae_training_reduces_heldout_reconstruction_error(held_out):
             return float((vae.decode(vae.encode(test)[0]) - test).pow(2).mean())
 
     before = test_error()
-    for step in range(60):
+    for _ in range(60):
         batch = train[torch.randint(len(train), (32,))]
         loss, _ = vae.loss(batch)
         opt.zero_grad()

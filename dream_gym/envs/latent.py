@@ -22,7 +22,7 @@ def latent_space(model: WorldModel) -> gym.spaces.Box:
     return gym.spaces.Box(-np.inf, np.inf, (model.feature_dim,), np.float32)
 
 
-class RealLatentObservation(gym.Wrapper):
+class RealLatentObservation(gym.Wrapper, gym.utils.RecordConstructorArgs):
     """Wrap a real game env so observations are the model's latent features.
 
     Each step the real frame is encoded and the model's recurrent state advanced with the
@@ -34,7 +34,8 @@ class RealLatentObservation(gym.Wrapper):
     """
 
     def __init__(self, env: gym.Env, model: WorldModel | str) -> None:
-        super().__init__(env)
+        gym.utils.RecordConstructorArgs.__init__(self, model=model)
+        gym.Wrapper.__init__(self, env)
         if isinstance(model, str):
             from dream_gym.zoo import load_model
 

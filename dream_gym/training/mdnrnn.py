@@ -53,10 +53,14 @@ class SequenceSampler:
         e = self.rng.integers(len(self.lengths), size=batch)
         # A window of L inputs needs L + 1 frames; the last transition of an episode has no
         # next frame on disk, so it is trained on done only (z target masked off by zmask).
-        # Half the windows start at the episode start, where every dream starts (h = 0),
-        # so M learns to track hidden state (e.g. health) from the beginning.
-        offs = [0 if self.rng.random() < 0.5 else int(self.rng.integers(max(1, n - L + 1)))
-                for n in self.lengths[e]]
+        # A third of the windows start where every dream starts (h = 0), so M learns to
+        # track hidden state (e.g. health) from the beginning; a third end with the episode,
+        # so the rare done=1 transition (always the last) is seen about as often as it
+        # happens in the game; a third lie anywhere.
+        kind = self.rng.integers(3, size=batch)
+        offs = [0 if k == 0 else max(0, n - L) if k == 1
+                else int(self.rng.integers(max(1, n - L + 1)))
+                for k, n in zip(kind, self.lengths[e], strict=True)]
         zdim = self.mu.shape[1]
         out = {
             "z": np.zeros((batch, L, zdim), np.float32),

@@ -110,7 +110,29 @@ def run_recipe(recipe_path: str | Path, runs_root: str | Path = "runs",
         ctrl_cfg = _pick(ControllerTrainConfig, r["controller"], seed=seed)
         stages.run("controller", lambda: train_in_dream(
             model_dir, ctrl_cfg, run_dir / "controller", device, export_dir=model_dir))
+        if "evaluate" in r:
+            stages.run("evaluate", lambda: _evaluate_stage(model_dir, r["evaluate"], device))
     return model_dir
+
+
+def _evaluate_stage(model_dir: Path, section: dict[str, Any], device: torch.device) -> dict:
+    """Score the dream-trained controller in the real game (a measurement, not training:
+    the controller is final before this runs) and record it in controller.json."""
+    from dream_gym.agents.controller import LinearController
+    from dream_gym.evaluate import evaluate_controller, evaluate_random
+    from dream_gym.zoo import load_model
+
+    model = load_model(model_dir, device)
+    controller, meta = LinearController.load(model_dir / "controller")
+    episodes, seed = int(section.get("episodes", 100)), int(section.get("seed", 10_000))
+    real = evaluate_controller(model, controller, episodes, seed=seed)
+    rand = evaluate_random(model.game, episodes, seed=seed)
+    keep = ("mean", "std", "stderr", "n")
+    meta["real_score"] = {k: real[k] for k in keep} | {"first_seed": seed}
+    meta["random_score"] = {k: rand[k] for k in keep} | {"first_seed": seed}
+    controller.save(model_dir / "controller", {k: v for k, v in meta.items()
+                                               if k not in ("game", "in_dim")})
+    return {"real": meta["real_score"], "random": meta["random_score"]}
 
 
 def _num_actions(game: str) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict
 from pathlib import Path
 
@@ -32,6 +33,9 @@ class WorldModelsDream(torch.nn.Module):
         self.vae, self.rnn = vae.eval(), rnn.eval()
         self.gamevar_scale = gamevar_scale
         self.feature_dim = vae.cfg.z_dim + rnn.cfg.hidden
+        # M's done head was trained with positives weighted x done_weight, which multiplies
+        # the odds by that weight; undo it so sampled deaths have the real game's rate.
+        self._done_shift = math.log(rnn.cfg.done_weight)
         self.requires_grad_(False)
 
     @property
@@ -59,7 +63,7 @@ class WorldModelsDream(torch.nn.Module):
         o = self.rnn.heads(h)
         z = self.rnn.sample(o, temperature, generator)
         u = torch.rand(o.done_logit.shape, generator=generator, device=self.device)
-        done = u < torch.sigmoid(o.done_logit)
+        done = u < torch.sigmoid(o.done_logit - self._done_shift)
         return {"z": z, "h": h, "c": c}, Transition(o.reward, done,
                                                     o.gamevars * self.gamevar_scale)
 
