@@ -95,11 +95,13 @@ def run_recipe(recipe_path: str | Path, runs_root: str | Path = "runs",
         lat = load_tensors(run_dir / "vae" / "latents.safetensors")
         tcfg = _pick(MDNRNNTrainConfig, r["mdnrnn"], seed=seed)
         sampler = SequenceSampler(episodes, lat["mu"].numpy(), lat["logvar"].numpy(), r["game"],
-                                  gamevar_scale, tcfg.seq_len, np.random.default_rng(seed))
+                                  gamevar_scale, tcfg.seq_len, np.random.default_rng(seed),
+                                  tcfg.latent)
         rnn = train_mdnrnn(sampler, rnn_cfg, tcfg, run_dir / "mdnrnn", device)
         vae = ConvVAE(vae_cfg)
         vae.load_state_dict(load_tensors(vae_path))
-        WorldModelsDream(r["game"], vae, rnn, gamevar_scale).save(model_dir)
+        WorldModelsDream(r["game"], vae, rnn, gamevar_scale,
+                         r["mdnrnn"].get("done_mode", "threshold")).save(model_dir)
         _save_contexts(episodes, model_dir, r.get("context", {}).get("count", 64), seed)
 
     stages.run("mdnrnn", rnn_stage)

@@ -14,19 +14,28 @@ from dream_gym.games import get_game
 from dream_gym.world_models.mdnrnn import MDNRNN, MDNRNNConfig
 from dream_gym.world_models.vae import ConvVAE, VAEConfig, to_input
 
-__all__ = ["WorldModelsDream", "FAMILY"]
+__all__ = ["WorldModelsDream", "FAMILY", "DONE_MODES"]
 
 FAMILY = "world_models"
+DONE_MODES = ("threshold", "bernoulli")
 
 
 class WorldModelsDream(torch.nn.Module):
     """V encodes and decodes frames; M carries (h, c) and samples z_{t+1} with temperature.
 
+    Done: ``done_mode="threshold"`` ends the dream when M's (x done_weight) done logit is
+    positive, i.e. when M sees a death coming, as the official code's ``logit > 0``;
+    ``"bernoulli"`` samples the calibrated probability. On TakeCover, Bernoulli put 90% of
+    the death hazard on steps with no hit (M hedges on rare events), so dream deaths were
+    mostly luck and CMA-ES stalled (see the model card); the threshold keeps randomness in
+    the sampled z, where temperature controls it.
+
     State: ``z`` (B, z_dim), ``h`` and ``c`` (B, hidden). Features are ``[z, h]``, the input
     of the paper's controller.
     """
 
-    def __init__(self, game: str, vae: ConvVAE, rnn: MDNRNN, gamevar_scale: float = 1.0) -> None:
+    def __init__(self, game: str, vae: ConvVAE, rnn: MDNRNN, gamevar_scale: float = 1.0,
+                 done_mode: str = "threshold") -> None:
         super().__init__()
         self.game = game
         self.spec = get_game(game)
@@ -36,6 +45,9 @@ class WorldModelsDream(torch.nn.Module):
         # M's done head was trained with positives weighted x done_weight, which multiplies
         # the odds by that weight; undo it so sampled deaths have the real game's rate.
         self._done_shift = math.log(rnn.cfg.done_weight)
+        if done_mode not in DONE_MODES:
+            raise ValueError(f"done_mode must be one of {DONE_MODES}, got {done_mode!r}")
+        self.done_mode = done_mode
         self.requires_grad_(False)
 
     @property
@@ -62,8 +74,11 @@ class WorldModelsDream(torch.nn.Module):
         h, c = self._advance(state, actions)
         o = self.rnn.heads(h)
         z = self.rnn.sample(o, temperature, generator)
-        u = torch.rand(o.done_logit.shape, generator=generator, device=self.device)
-        done = u < torch.sigmoid(o.done_logit - self._done_shift)
+        if self.done_mode == "threshold":
+            done = o.done_logit > 0.0
+        else:
+            u = torch.rand(o.done_logit.shape, generator=generator, device=self.device)
+            done = u < torch.sigmoid(o.done_logit - self._done_shift)
         return {"z": z, "h": h, "c": c}, Transition(o.reward, done,
                                                     o.gamevars * self.gamevar_scale)
 
@@ -98,6 +113,7 @@ class WorldModelsDream(torch.nn.Module):
         save_tensors(d / "mdnrnn.safetensors", self.rnn.state_dict())
         save_json(d / "config.json", {
             "family": FAMILY, "game": self.game, "gamevar_scale": self.gamevar_scale,
+            "done_mode": self.done_mode,
             "vae": asdict(self.vae.cfg), "mdnrnn": asdict(self.rnn.cfg),
         })
 
@@ -109,8 +125,9 @@ class WorldModelsDream(torch.nn.Module):
             vae = ConvVAE(VAEConfig(**config["vae"]))
             rnn = MDNRNN(MDNRNNConfig(**config["mdnrnn"]))
             game, scale = config["game"], float(config["gamevar_scale"])
+            done_mode = config.get("done_mode", "threshold")
         except (KeyError, TypeError) as e:
             raise CheckpointError(f"{d / 'config.json'} is not a World Models config: {e}") from e
         load_state_dict(vae, d / "vae.safetensors")
         load_state_dict(rnn, d / "mdnrnn.safetensors")
-        return cls(game, vae, rnn, scale).to(device)
+        return cls(game, vae, rnn, scale, done_mode).to(device)
