@@ -101,7 +101,7 @@ def run_recipe(recipe_path: str | Path, runs_root: str | Path = "runs",
         vae = ConvVAE(vae_cfg)
         vae.load_state_dict(load_tensors(vae_path))
         WorldModelsDream(r["game"], vae, rnn, gamevar_scale,
-                         r["mdnrnn"].get("done_mode", "threshold")).save(model_dir)
+                         r["mdnrnn"].get("done_mode", "bernoulli")).save(model_dir)
         _save_contexts(episodes, model_dir, r.get("context", {}).get("count", 64), seed)
 
     stages.run("mdnrnn", rnn_stage)

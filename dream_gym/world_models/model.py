@@ -23,19 +23,14 @@ DONE_MODES = ("threshold", "bernoulli")
 class WorldModelsDream(torch.nn.Module):
     """V encodes and decodes frames; M carries (h, c) and samples z_{t+1} with temperature.
 
-    Done: ``done_mode="threshold"`` ends the dream when M's (x done_weight) done logit is
-    positive, i.e. when M sees a death coming, as the official code's ``logit > 0``;
-    ``"bernoulli"`` samples the calibrated probability. On TakeCover, Bernoulli put 90% of
-    the death hazard on steps with no hit (M hedges on rare events), so dream deaths were
-    mostly luck and CMA-ES stalled (see the model card); the threshold keeps randomness in
-    the sampled z, where temperature controls it.
-
-    State: ``z`` (B, z_dim), ``h`` and ``c`` (B, hidden). Features are ``[z, h]``, the input
-    of the paper's controller.
+    Done: ``done_mode="bernoulli"`` samples M's calibrated done probability (the x
+    done_weight training bias removed); ``"threshold"`` ends the dream when M's done logit
+    is positive (deterministic given the sampled z). Which one gives a faithful dream
+    depends on how sharp M's done head is; the model card gives what was measured.
     """
 
     def __init__(self, game: str, vae: ConvVAE, rnn: MDNRNN, gamevar_scale: float = 1.0,
-                 done_mode: str = "threshold") -> None:
+                 done_mode: str = "bernoulli") -> None:
         super().__init__()
         self.game = game
         self.spec = get_game(game)
@@ -125,7 +120,7 @@ class WorldModelsDream(torch.nn.Module):
             vae = ConvVAE(VAEConfig(**config["vae"]))
             rnn = MDNRNN(MDNRNNConfig(**config["mdnrnn"]))
             game, scale = config["game"], float(config["gamevar_scale"])
-            done_mode = config.get("done_mode", "threshold")
+            done_mode = config.get("done_mode", "bernoulli")
         except (KeyError, TypeError) as e:
             raise CheckpointError(f"{d / 'config.json'} is not a World Models config: {e}") from e
         load_state_dict(vae, d / "vae.safetensors")
