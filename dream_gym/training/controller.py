@@ -83,8 +83,12 @@ def train_in_dream(model_dir: str | Path, cfg: ControllerTrainConfig, run_dir: s
     writer = make_writer(run_dir, cfg)
     rng = np.random.default_rng(cfg.seed + start_gen)
     t0 = time.time()
-    bar = tqdm(range(start_gen, cfg.generations), initial=start_gen, total=cfg.generations,
-               desc=f"CMA-ES in dream (tau={cfg.temperature})", disable=not progress)
+    desc = f"CMA-ES in dream (tau={cfg.temperature})"
+    if time_limit is not None:  # a time budget, not a generation count, ends the run
+        desc += f", budget {time_limit / 60:g} min"
+    bar = tqdm(range(start_gen, cfg.generations), initial=start_gen,
+               total=cfg.generations if time_limit is None else None, desc=desc,
+               unit="gen", disable=not progress)
     for gen in bar:
         solutions = es.ask()
         ctrl = LinearController(model.game, model.feature_dim, np.stack(solutions)).to(device)
