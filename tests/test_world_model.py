@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import math
-
-import numpy as np
 import pytest
 import torch
 
@@ -91,6 +88,5 @@ def test_dream_lifetime_of_random_policy_matches_the_real_game(takecover):
                                                                      generator=g),
                            ctx["frames"][idx], ctx["actions"][idx], 1.0, 2100, g)
     real = evaluate_random("TakeCover", 30, seed=4242, progress=False)
-    dream_mean, dream_se = float(ret.mean()), float(ret.std()) / math.sqrt(n)
+    dream_mean = float(ret.mean())
     assert 0.5 * real["mean"] < dream_mean < 2.0 * real["mean"], (dream_mean, real["mean"])
-    assert np.isfinite(dream_se)
