@@ -93,6 +93,7 @@ class DreamEnv(gym.Env):
                         else real_obs_space)
         self._screen_hw = screen_space.shape[:2]
         self._state: State | None = None
+        self._screen_cache: np.ndarray | None = None
         self._gamevars = np.zeros(0, np.float32)
         self._gen = torch.Generator(device=model.device)
         self._steps = 0
@@ -104,6 +105,7 @@ class DreamEnv(gym.Env):
         self._gen.manual_seed(int(self.np_random.integers(2**62)))
         frames, actions, gamevars = self._context(options or {})
         self._state = self.model.initial_state(frames[None], actions[None])
+        self._screen_cache = None
         self._gamevars = gamevars.numpy().astype(np.float32)
         self._steps = 0
         if self.render_mode == "human":
@@ -116,6 +118,7 @@ class DreamEnv(gym.Env):
         a = self._check_action(action)
         self._state, tr = self.model.imagine(self._state, torch.tensor([a]), self.temperature,
                                              self._gen)
+        self._screen_cache = None
         self._gamevars = tr.gamevars[0].cpu().numpy().astype(np.float32)
         self._steps += 1
         terminated = bool(tr.done[0])
@@ -131,7 +134,7 @@ class DreamEnv(gym.Env):
         if self.render_mode == "human":
             self._show(frame)
             return None
-        return frame
+        return frame.copy()  # the observation shares the cached array
 
     def close(self) -> None:
         if self._window is not None:
@@ -186,9 +189,13 @@ class DreamEnv(gym.Env):
                 self.contexts["gamevars"][i])
 
     def _screen(self) -> np.ndarray:
-        frame = self.model.render(self._state)[0].cpu().numpy()
-        h, w = self._screen_hw
-        return np.asarray(Image.fromarray(frame).resize((w, h), Image.BILINEAR))
+        """The decoded frame at the real screen size, decoded once per state."""
+        if self._screen_cache is None:
+            frame = self.model.render(self._state)[0].cpu().numpy()
+            h, w = self._screen_hw
+            self._screen_cache = np.asarray(Image.fromarray(frame).resize((w, h),
+                                                                           Image.BILINEAR))
+        return self._screen_cache
 
     def _obs(self):
         if self.obs_type == "latent":
