@@ -17,5 +17,6 @@ DREAM_IDS: dict[str, dict] = {
 
 for _id, _kwargs in DREAM_IDS.items():
     if _id not in registry:
-        register(id=_id, entry_point="dream_gym.envs.dream_env:DreamEnv", kwargs=_kwargs,
+        register(id=_id, entry_point="dream_gym.envs.dream_env:DreamEnv",
+                 vector_entry_point="dream_gym.envs.vector:DreamVectorEnv", kwargs=_kwargs,
                  max_episode_steps=None)

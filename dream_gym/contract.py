@@ -6,6 +6,11 @@ Environments, the CMA-ES trainer and the real-game latent wrapper are written on
 A model's recurrent state is a :data:`State`: a dict of batch-first tensors. Keeping it a
 plain dict lets generic code select, merge and reset rows (for autoreset in a vector env)
 without knowing what the tensors mean.
+
+A dream's randomness is part of its state: :func:`seed_dreams` adds a ``key`` and a step
+counter ``t`` per row, and :meth:`WorldModel.imagine` draws all its noise from them through
+:mod:`dream_gym.keyed_random`. A dream's trajectory is then a function of its seed and
+actions alone, whatever batch it runs in.
 """
 
 from __future__ import annotations
@@ -15,7 +20,13 @@ from typing import Protocol, runtime_checkable
 
 import torch
 
-__all__ = ["State", "Transition", "WorldModel", "select_rows", "merge_rows"]
+from dream_gym.keyed_random import new_keys
+
+__all__ = ["State", "Transition", "WorldModel", "select_rows", "merge_rows", "seed_dreams",
+           "NOISE_KEYS"]
+
+NOISE_KEYS = ("key", "t")
+"""State entries that carry a dream's random stream (see :func:`seed_dreams`)."""
 
 State = dict[str, torch.Tensor]
 
@@ -47,9 +58,11 @@ class WorldModel(Protocol):
         """Condition on a real context: T >= 1 frames and the T - 1 actions between them."""
         ...
 
-    def imagine(self, state: State, actions: torch.Tensor, temperature: float,
-                generator: torch.Generator | None) -> tuple[State, Transition]:
-        """Take one action per dream and sample the next state, reward and done."""
+    def imagine(self, state: State, actions: torch.Tensor, temperature: float
+                ) -> tuple[State, Transition]:
+        """Take one action per dream and sample the next state, reward and done, with the
+        noise of each row drawn from its ``key`` at step ``t`` (see :func:`seed_dreams`);
+        the returned state carries ``t + 1``."""
         ...
 
     def observe(self, state: State, actions: torch.Tensor, frames: torch.Tensor) -> State:
@@ -63,6 +76,14 @@ class WorldModel(Protocol):
     def render(self, state: State) -> torch.Tensor:
         """The current dream frame, uint8 (B, 64, 64, 3)."""
         ...
+
+
+def seed_dreams(state: State, seeds: torch.Tensor) -> State:
+    """Give each row of ``state`` its own random stream, from integer ``seeds`` (B,)."""
+    seeds = torch.as_tensor(seeds, dtype=torch.long)
+    device = next(iter(state.values())).device
+    return {**state, "key": new_keys(seeds).to(device),
+            "t": torch.zeros(len(seeds), dtype=torch.long, device=device)}
 
 
 def select_rows(state: State, index: torch.Tensor) -> State:

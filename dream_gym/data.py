@@ -18,7 +18,8 @@ from tqdm import tqdm
 
 from dream_gym.games import GameSpec, get_game
 
-__all__ = ["CollectConfig", "Episodes", "collect", "load_episodes", "random_held_actions"]
+__all__ = ["CollectConfig", "Episodes", "collect", "load_episodes", "random_held_actions",
+           "write_shard", "concat_episodes"]
 
 
 @dataclass
@@ -70,8 +71,7 @@ def _rollout(game: GameSpec, env, seed: int, cfg: CollectConfig) -> dict[str, np
     for _ in range(cfg.max_steps):
         action = next(policy)
         frames.append(game.frame(obs))
-        gamevars.append(np.asarray(obs["gamevariables"], np.float32) if isinstance(obs, dict)
-                        else np.zeros(0, np.float32))
+        gamevars.append(game.gamevars(obs))
         obs, reward, terminated, truncated, _ = env.step(action)
         actions.append(action)
         rewards.append(reward)
@@ -98,9 +98,15 @@ def _write_shard(task: tuple[CollectConfig, str, int]) -> int:
         ]
     finally:
         env.close()
-    arrays = {k: np.concatenate([e[k] for e in eps]) for k in eps[0]}
-    arrays["lengths"] = np.asarray([len(e["actions"]) for e in eps], np.int64)
-    path = Path(out_dir) / f"shard_{shard:05d}.npz"
+    return write_shard(eps, Path(out_dir) / f"shard_{shard:05d}.npz")
+
+
+def write_shard(episodes: list[dict[str, np.ndarray]], path: str | Path) -> int:
+    """Write whole episodes (dicts of per-step arrays) as one shard, atomically; returns the
+    number of transitions written."""
+    arrays = {k: np.concatenate([e[k] for e in episodes]) for k in episodes[0]}
+    arrays["lengths"] = np.asarray([len(e["actions"]) for e in episodes], np.int64)
+    path = Path(path)
     tmp = path.with_suffix(".npz.tmp")
     with open(tmp, "wb") as f:
         np.savez(f, **arrays)
@@ -141,3 +147,11 @@ def load_episodes(data_dir: str | Path, max_shards: int | None = None) -> Episod
         )
     parts = [dict(np.load(p, allow_pickle=False)) for p in paths]
     return Episodes(**{k: np.concatenate([p[k] for p in parts]) for k in parts[0]})
+
+
+def concat_episodes(parts: list[Episodes]) -> Episodes:
+    """One :class:`Episodes` holding all of ``parts`` in order (e.g. the random data set and
+    the rounds of iterative training)."""
+    return Episodes(**{f: np.concatenate([getattr(p, f) for p in parts])
+                       for f in ("frames", "actions", "rewards", "dones", "gamevars",
+                                 "lengths")})

@@ -44,14 +44,20 @@ def evaluate_random(game: str, episodes: int, seed: int = 0, progress: bool = Tr
 def evaluate_controller(model: WorldModel, controller: LinearController, episodes: int,
                         seed: int = 0, num_envs: int = 8, progress: bool = True,
                         max_steps: int | None = None,
-                        on_step: Callable[[int, np.ndarray, np.ndarray], None] | None = None
-                        ) -> dict:
+                        on_step: Callable[[int, np.ndarray, np.ndarray], None] | None = None,
+                        explore: float = 0.0, max_hold: int = 12,
+                        record: list[dict[str, np.ndarray]] | None = None) -> dict:
     """Run ``controller`` on the model's latent features of the real game.
 
     ``num_envs`` real games run in lockstep so the model encodes and steps them in one batch;
     episode i always uses seed ``seed + i`` whatever env runs it.
     ``on_step(slot, real_screen, model_frame)`` sees each real screen beside what the model
     makes of it (its 64x64 reconstruction), e.g. to record video.
+
+    Data collection for iterative training (seed 003) uses the other two knobs: with
+    ``explore`` > 0 each step starts, with that probability, a random action held for
+    1..``max_hold`` steps in place of the controller's; with ``record`` a list, every
+    episode is appended to it (in episode order) in the shard format of :mod:`dream_gym.data`.
     """
     spec = get_game(model.game)
     n = min(num_envs, episodes)
@@ -69,17 +75,33 @@ def evaluate_controller(model: WorldModel, controller: LinearController, episode
 
     state = model.initial_state(frames()[:, None], no_actions)
     ctrl = controller.to(model.device)
+    rng = np.random.default_rng(seed)
+    held = np.zeros(n, np.int64)  # steps left of a random exploration action, per slot
+    held_action = np.zeros(n, np.int64)
+    recorder = _Recorder(n, episodes) if record is not None else None
     bar = tqdm(total=episodes, desc="real game, controller", disable=not progress)
     while active.any():
         actions = ctrl.act(model.features(state)).cpu()
+        if explore > 0:
+            start = (held == 0) & (rng.random(n) < explore)
+            held_action[start] = rng.integers(spec.num_actions, size=int(start.sum()))
+            held[start] = rng.integers(1, max_hold + 1, size=int(start.sum()))
+            actions = torch.where(torch.from_numpy(held > 0), torch.from_numpy(held_action),
+                                  actions)
+            held = np.maximum(held - 1, 0)
         fresh = torch.zeros(n, dtype=torch.bool)
         for i, env in enumerate(envs):
             if not active[i]:
                 continue
+            if recorder is not None:
+                recorder.before(i, spec.frame(obs[i]), spec.gamevars(obs[i]))
             obs[i], r, term, trunc, _ = env.step(int(actions[i]))
             ret[i] += float(r)
             steps[i] += 1
-            if term or trunc or (max_steps is not None and steps[i] >= max_steps):
+            ended = term or trunc or (max_steps is not None and steps[i] >= max_steps)
+            if recorder is not None:
+                recorder.after(i, int(actions[i]), float(r), bool(term), episode[i], ended)
+            if ended:
                 returns[episode[i]] = ret[i]
                 bar.update()
                 ret[i], steps[i] = 0.0, 0
@@ -101,4 +123,41 @@ def evaluate_controller(model: WorldModel, controller: LinearController, episode
     bar.close()
     for env in envs:
         env.close()
+    if recorder is not None:
+        record.extend(recorder.episodes)
     return summarize(returns)
+
+
+class _Recorder:
+    """Per-slot buffers that become whole episodes (the shard format) when they end."""
+
+    def __init__(self, slots: int, episodes: int) -> None:
+        self.buf: list[dict[str, list]] = [self._empty() for _ in range(slots)]
+        self._done: list[dict[str, np.ndarray] | None] = [None] * episodes
+
+    @staticmethod
+    def _empty() -> dict[str, list]:
+        return {k: [] for k in ("frames", "gamevars", "actions", "rewards", "dones")}
+
+    def before(self, slot: int, frame: np.ndarray, gamevars: np.ndarray) -> None:
+        self.buf[slot]["frames"].append(frame)
+        self.buf[slot]["gamevars"].append(gamevars)
+
+    def after(self, slot: int, action: int, reward: float, terminated: bool, episode: int,
+              ended: bool) -> None:
+        b = self.buf[slot]
+        b["actions"].append(action)
+        b["rewards"].append(reward)
+        b["dones"].append(terminated)
+        if ended:
+            self._done[episode] = {
+                "frames": np.stack(b["frames"]), "gamevars": np.stack(b["gamevars"]),
+                "actions": np.asarray(b["actions"], np.int64),
+                "rewards": np.asarray(b["rewards"], np.float32),
+                "dones": np.asarray(b["dones"], bool),
+            }
+            self.buf[slot] = self._empty()
+
+    @property
+    def episodes(self) -> list[dict[str, np.ndarray]]:
+        return [e for e in self._done if e is not None]

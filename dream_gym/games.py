@@ -71,6 +71,11 @@ class GameSpec:
         """The pixel part of a real observation."""
         return obs[self.screen_key] if self.screen_key is not None else obs
 
+    def gamevars(self, obs: Any) -> np.ndarray:
+        """The game variables beside the screen (float32, empty for a pixels-only game)."""
+        return np.asarray(obs["gamevariables"], np.float32) if isinstance(obs, dict) \
+            else np.zeros(0, np.float32)
+
     def frame(self, obs: Any) -> np.ndarray:
         """The real observation as the model's 64x64x3 uint8 input."""
         return resize_frame(self.screen(obs))

@@ -86,7 +86,7 @@ def test_dream_lifetime_of_random_policy_matches_the_real_game(takecover):
     g = torch.Generator().manual_seed(0)
     ret, _ = dream_returns(takecover, lambda x, rows: torch.randint(3, (len(rows),),
                                                                      generator=g),
-                           ctx["frames"][idx], ctx["actions"][idx], 1.0, 2100, g)
+                           ctx["frames"][idx], ctx["actions"][idx], 1.0, 2100, torch.arange(n))
     real = evaluate_random("TakeCover", 30, seed=4242, progress=False)
     dream_mean = float(ret.mean())
     assert 0.5 * real["mean"] < dream_mean < 2.0 * real["mean"], (dream_mean, real["mean"])

@@ -6,12 +6,9 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
-import torch
-from PIL import Image
 
-from dream_gym.contract import State, WorldModel
-from dream_gym.envs.latent import latent_space
-from dream_gym.games import FRAME_SIZE, get_game, resize_frame
+from dream_gym.contract import WorldModel
+from dream_gym.envs.core import DreamCore
 
 __all__ = ["DreamEnv"]
 
@@ -67,70 +64,38 @@ class DreamEnv(gym.Env):
                  temperature: float = 1.0, render_mode: str | None = None,
                  max_episode_steps: int | None = None, game: str | None = None,
                  device: str = "cpu") -> None:
-        from dream_gym.zoo import load_contexts, load_model
-
-        if obs_type not in ("pixels", "latent"):
-            raise ValueError(f"obs_type must be 'pixels' or 'latent', got {obs_type!r}.")
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"render_mode must be one of {self.metadata['render_modes']}.")
-        if not np.isfinite(temperature) or temperature <= 0:
-            raise ValueError(f"temperature must be a positive number, got {temperature!r}.")
-        if isinstance(model, str):
-            self.model_name = model
-            self.contexts = load_contexts(model)
-            model = load_model(model, device, game=game)
-        else:
-            raise TypeError("Pass a zoo name or model folder as `model`.")
-        self.model = model
-        self.game = get_game(model.game)
-        self.obs_type, self.temperature, self.render_mode = obs_type, float(temperature), \
-            render_mode
-        self.max_episode_steps = max_episode_steps or self.game.max_episode_steps
-        real_obs_space, self.action_space = self.game.real_spaces()
-        self._real_obs_space = real_obs_space
-        self.observation_space = latent_space(model) if obs_type == "latent" else real_obs_space
-        screen_space = (real_obs_space[self.game.screen_key] if self.game.screen_key
-                        else real_obs_space)
-        self._screen_hw = screen_space.shape[:2]
-        self._state: State | None = None
-        self._screen_cache: np.ndarray | None = None
-        self._gamevars = np.zeros(0, np.float32)
-        self._gen = torch.Generator(device=model.device)
-        self._steps = 0
+        self._core = DreamCore(model, 1, obs_type, temperature, max_episode_steps, game, device)
+        self.model_name = model
+        self.model, self.game = self._core.model, self._core.game
+        self.contexts = self._core.contexts
+        self.obs_type, self.temperature = obs_type, self._core.temperature
+        self.render_mode = render_mode
+        self.max_episode_steps = self._core.max_episode_steps
+        self.observation_space = self._core.observation_space
+        self.action_space = self._core.action_space
         self._window = None
 
     # --- Gymnasium API -----------------------------------------------------------------------
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         super().reset(seed=seed)
-        self._gen.manual_seed(int(self.np_random.integers(2**62)))
-        frames, actions, gamevars = self._context(options or {})
-        self._state = self.model.initial_state(frames[None], actions[None])
-        self._screen_cache = None
-        self._gamevars = gamevars.numpy().astype(np.float32)
-        self._steps = 0
+        self._core.reset_rows(np.zeros(1, np.int64), [self.np_random], options)
         if self.render_mode == "human":
             self.render()
         return self._obs(), {}
 
     def step(self, action):
-        if self._state is None:
-            raise RuntimeError("Call reset() before step().")
-        a = self._check_action(action)
-        self._state, tr = self.model.imagine(self._state, torch.tensor([a]), self.temperature,
-                                             self._gen)
-        self._screen_cache = None
-        self._gamevars = tr.gamevars[0].cpu().numpy().astype(np.float32)
-        self._steps += 1
-        terminated = bool(tr.done[0])
-        truncated = self.max_episode_steps is not None and self._steps >= self.max_episode_steps
+        a = self._core.check_actions(action, self.spec_id)
+        reward, terminated, truncated = self._core.step(a)
         if self.render_mode == "human":
             self.render()
-        return self._obs(), float(tr.reward[0]), terminated, bool(truncated), {}
+        return self._obs(), float(reward[0]), bool(terminated[0]), bool(truncated[0]), {}
 
     def render(self):
-        if self._state is None:
+        if self._core.state is None:
             return None
-        frame = self._screen()
+        frame = self._core.screens()[0]
         if self.render_mode == "human":
             self._show(frame)
             return None
@@ -144,67 +109,15 @@ class DreamEnv(gym.Env):
             self._window = None
 
     # --- helpers --------------------------------------------------------------------------
-    def _check_action(self, action) -> int:
-        arr = np.asarray(action)
-        if arr.dtype.kind == "f" and np.isnan(arr).any():
-            raise ValueError(f"Action is NaN; {self.spec_id} takes an int in "
-                             f"{self.action_space}. Check your policy's output.")
-        if not self.action_space.contains(action):
-            raise ValueError(
-                f"Invalid action {action!r} (type {type(action).__name__}) for "
-                f"{self.spec_id}: it takes an int in {self.action_space}, as the real "
-                f"{self.game.env_id} does."
-            )
-        return int(action)
-
     @property
     def spec_id(self) -> str:
         return self.spec.id if self.spec is not None else f"Dream-{self.game.name}"
 
-    def _context(self, options: dict[str, Any]):
-        if "context" in options:
-            ctx = options["context"]
-            try:
-                frames = np.asarray(ctx["frames"], np.uint8)
-                actions = np.asarray(ctx.get("actions", np.zeros(len(frames) - 1)), np.int64)
-                gamevars = np.asarray(ctx.get("gamevars", self.contexts["gamevars"][0]),
-                                      np.float32)
-            except (KeyError, TypeError) as e:
-                raise ValueError("options['context'] needs 'frames' (T, H, W, 3) uint8 and "
-                                 "optionally 'actions' (T - 1,) and 'gamevars'.") from e
-            if frames.ndim != 4 or frames.shape[-1] != 3 or len(actions) != len(frames) - 1:
-                raise ValueError(
-                    f"Context frames must be (T, H, W, 3) with T - 1 actions; got frames "
-                    f"{frames.shape} and {len(actions)} actions.")
-            if frames.shape[1:3] != (FRAME_SIZE, FRAME_SIZE):
-                frames = np.stack([resize_frame(f) for f in frames])
-            return torch.from_numpy(frames), torch.from_numpy(actions), torch.from_numpy(gamevars)
-        n = len(self.contexts["frames"])
-        i = options.get("context_index")
-        if i is None:
-            i = int(self.np_random.integers(n))
-        elif not 0 <= int(i) < n:
-            raise ValueError(f"context_index {i} out of range: this model ships {n} contexts.")
-        return (self.contexts["frames"][i], self.contexts["actions"][i],
-                self.contexts["gamevars"][i])
-
-    def _screen(self) -> np.ndarray:
-        """The decoded frame at the real screen size, decoded once per state."""
-        if self._screen_cache is None:
-            frame = self.model.render(self._state)[0].cpu().numpy()
-            h, w = self._screen_hw
-            self._screen_cache = np.asarray(Image.fromarray(frame).resize((w, h),
-                                                                           Image.BILINEAR))
-        return self._screen_cache
-
     def _obs(self):
-        if self.obs_type == "latent":
-            return self.model.features(self._state)[0].cpu().numpy().astype(np.float32)
-        screen = self._screen()
-        if self.game.screen_key is None:
-            return screen
-        return {key: screen if key == self.game.screen_key else self._gamevars
-                for key in self._real_obs_space.spaces}
+        obs = self._core.observations()
+        if isinstance(obs, dict):
+            return {k: v[0] for k, v in obs.items()}
+        return obs[0]
 
     def _show(self, frame: np.ndarray) -> None:
         try:

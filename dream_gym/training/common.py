@@ -13,8 +13,14 @@ from torch.utils.tensorboard import SummaryWriter
 
 from dream_gym.checkpoint import load_json, load_state_dict, load_tensors, save_json, save_tensors
 
-__all__ = ["default_device", "seed_everything", "make_writer", "save_training_state",
+__all__ = ["pick", "default_device", "seed_everything", "make_writer", "save_training_state",
            "load_training_state"]
+
+
+def pick(cls, section: dict[str, Any], **extra: Any):
+    """Build dataclass ``cls`` from the recipe keys it knows (recipes share sections)."""
+    names = {f.name for f in dataclasses.fields(cls)}
+    return cls(**{k: v for k, v in {**section, **extra}.items() if k in names})
 
 
 def default_device() -> torch.device:

@@ -51,10 +51,9 @@ def dream_score(model, controller: LinearController, n: int, temperature: float,
     """Mean and std of a controller's return over ``n`` dreams started from ``contexts``."""
     frames, actions = contexts
     f, a = _sample_contexts(frames, actions, n, np.random.default_rng(seed))
-    g = torch.Generator(device=model.device).manual_seed(seed)
     ctrl = controller.to(model.device)
     ret, _ = dream_returns(model, lambda x, rows: ctrl.act(x), f, a, temperature,
-                           max_steps, g)
+                           max_steps, seed * 1_000_003 + torch.arange(n))
     return float(ret.mean()), float(ret.std())
 
 
@@ -94,10 +93,10 @@ def train_in_dream(model_dir: str | Path, cfg: ControllerTrainConfig, run_dir: s
         ctrl = LinearController(model.game, model.feature_dim, np.stack(solutions)).to(device)
         member = torch.arange(cfg.population, device=device).repeat_interleave(cfg.rollouts)
         f, a = _sample_contexts(frames, actions, len(member), rng)
-        g = torch.Generator(device=device).manual_seed(cfg.seed * 100_003 + gen)
+        seeds = (cfg.seed * 100_003 + gen) * len(member) + torch.arange(len(member))
         ret, lengths = dream_returns(
             model, lambda x, rows, c=ctrl, m=member: c.act(x, m[rows]),
-            f, a, cfg.temperature, cfg.max_steps, g)
+            f, a, cfg.temperature, cfg.max_steps, seeds)
         fitness = ret.view(cfg.population, cfg.rollouts).mean(1).numpy()
         es.tell(solutions, (-fitness).tolist())
         row = {"generation": gen + 1, "mean": float(fitness.mean()),

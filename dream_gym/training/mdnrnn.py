@@ -101,10 +101,15 @@ class SequenceSampler:
 
 
 def train_mdnrnn(sampler: SequenceSampler, model_cfg: MDNRNNConfig, cfg: MDNRNNTrainConfig,
-                 run_dir: str | Path, device: torch.device) -> MDNRNN:
+                 run_dir: str | Path, device: torch.device,
+                 init: dict[str, torch.Tensor] | None = None) -> MDNRNN:
+    """Train M for ``cfg.steps``, resuming from ``run_dir/ckpt``; ``init`` (a state dict)
+    fine-tunes an existing M instead of starting from scratch."""
     seed_everything(cfg.seed)
     run_dir = Path(run_dir)
     rnn = MDNRNN(model_cfg).to(device)
+    if init is not None:
+        rnn.load_state_dict(init)
     opt = torch.optim.Adam(rnn.parameters(), lr=cfg.lr)
     progress = load_training_state(run_dir / "ckpt", rnn, opt) or {"step": 0}
     sampler.rng = np.random.default_rng(cfg.seed + progress["step"])

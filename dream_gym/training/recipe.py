@@ -8,17 +8,16 @@ unfinished one from its last checkpoint.
 from __future__ import annotations
 
 import time
-from dataclasses import fields
+import tomllib
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import tomllib
 import torch
 
 from dream_gym.checkpoint import load_json, load_tensors, save_json, save_tensors
 from dream_gym.data import CollectConfig, collect, load_episodes
-from dream_gym.training.common import default_device
+from dream_gym.training.common import default_device, pick
 from dream_gym.training.mdnrnn import MDNRNNTrainConfig, SequenceSampler, train_mdnrnn
 from dream_gym.training.vae import VAETrainConfig, encode_episodes, train_vae
 from dream_gym.world_models.mdnrnn import MDNRNNConfig
@@ -31,12 +30,6 @@ __all__ = ["run_recipe", "load_recipe"]
 def load_recipe(path: str | Path) -> dict[str, Any]:
     with open(path, "rb") as f:
         return tomllib.load(f)
-
-
-def _pick(cls, section: dict[str, Any], **extra: Any):
-    """Build dataclass ``cls`` from the recipe keys it knows (recipes share sections)."""
-    names = {f.name for f in fields(cls)}
-    return cls(**{k: v for k, v in {**section, **extra}.items() if k in names})
 
 
 class _Stages:
@@ -67,17 +60,17 @@ def run_recipe(recipe_path: str | Path, runs_root: str | Path = "runs",
     data_dir = run_dir / "data"
     model_dir = run_dir / "model"
 
-    ccfg = _pick(CollectConfig, r["collect"], game=r["game"], seed=seed)
+    ccfg = pick(CollectConfig, r["collect"], game=r["game"], seed=seed)
     stages.run("collect", lambda: {"frames": collect(ccfg, data_dir)})
     episodes = load_episodes(data_dir)
     n_frames = int(episodes.lengths.sum())
     stages.done["collect"]["real_frames"] = n_frames
 
-    vae_cfg = _pick(VAEConfig, r["vae"])
+    vae_cfg = pick(VAEConfig, r["vae"])
     vae_path = run_dir / "vae" / "final.safetensors"
 
     def vae_stage():
-        vae = train_vae(episodes, vae_cfg, _pick(VAETrainConfig, r["vae"], seed=seed),
+        vae = train_vae(episodes, vae_cfg, pick(VAETrainConfig, r["vae"], seed=seed),
                         run_dir / "vae", device)
         save_tensors(vae_path, vae.state_dict())
         encode_episodes(vae, episodes, run_dir / "vae" / "latents.safetensors", device)
@@ -86,14 +79,14 @@ def run_recipe(recipe_path: str | Path, runs_root: str | Path = "runs",
 
     gamevar_scale = float(max(1.0, np.abs(episodes.gamevars).max())) \
         if episodes.gamevars.size else 1.0
-    rnn_cfg = _pick(MDNRNNConfig, r["mdnrnn"], z_dim=vae_cfg.z_dim,
+    rnn_cfg = pick(MDNRNNConfig, r["mdnrnn"], z_dim=vae_cfg.z_dim,
                     action_dim=_num_actions(r["game"]), gamevars=episodes.gamevars.shape[1])
 
     def rnn_stage():
         from dream_gym.world_models.vae import ConvVAE
 
         lat = load_tensors(run_dir / "vae" / "latents.safetensors")
-        tcfg = _pick(MDNRNNTrainConfig, r["mdnrnn"], seed=seed)
+        tcfg = pick(MDNRNNTrainConfig, r["mdnrnn"], seed=seed)
         sampler = SequenceSampler(episodes, lat["mu"].numpy(), lat["logvar"].numpy(), r["game"],
                                   gamevar_scale, tcfg.seq_len, np.random.default_rng(seed),
                                   tcfg.latent)
@@ -109,9 +102,17 @@ def run_recipe(recipe_path: str | Path, runs_root: str | Path = "runs",
     if "controller" in r:
         from dream_gym.training.controller import ControllerTrainConfig, train_in_dream
 
-        ctrl_cfg = _pick(ControllerTrainConfig, r["controller"], seed=seed)
+        ctrl_cfg = pick(ControllerTrainConfig, r["controller"], seed=seed)
         stages.run("controller", lambda: train_in_dream(
             model_dir, ctrl_cfg, run_dir / "controller", device, export_dir=model_dir))
+        if "iterate" in r:
+            from dream_gym.training.iterate import IterateConfig, run_round
+
+            icfg = pick(IterateConfig, r["iterate"], seed=seed)
+            random_data = (episodes, run_dir / "vae" / "latents.safetensors")
+            for k in range(1, icfg.rounds + 1):
+                run_round(k, icfg, run_dir, model_dir, random_data, r["mdnrnn"], ctrl_cfg,
+                          stages, device)
         if "evaluate" in r:
             stages.run("evaluate", lambda: _evaluate_stage(model_dir, r["evaluate"], device))
     return model_dir

@@ -56,16 +56,19 @@ class MDNRNN(nn.Module):
         out, hc = self.lstm(torch.cat([z, a], -1), hc)
         return self.heads(out), hc
 
-    def sample(self, o: MDNOutput, temperature: float,
-               generator: torch.Generator | None) -> torch.Tensor:
-        """z ~ mixture with logits / tau and sigma * sqrt(tau) (seed 003's temperature)."""
+    def sample(self, o: MDNOutput, temperature: float, u: torch.Tensor,
+               eps: torch.Tensor) -> torch.Tensor:
+        """z ~ mixture with logits / tau and sigma * sqrt(tau) (seed 003's temperature).
+
+        ``u`` (B, z) uniforms pick each dimension's component by inverting the mixture's
+        CDF; ``eps`` (B, z) standard normals draw from it. The caller owns the noise so a
+        dream's randomness can follow the dream (see :mod:`dream_gym.keyed_random`).
+        """
         tau = max(float(temperature), 1e-6)
-        u = torch.rand(o.logit_pi.shape, generator=generator, device=o.mu.device)
-        gumbel = -torch.log(-torch.log(u.clamp_(1e-10, 1.0)))
-        k = (o.logit_pi / tau + gumbel).argmax(-1, keepdim=True)
+        cdf = torch.softmax(o.logit_pi / tau, -1).cumsum(-1)
+        k = (cdf < u.unsqueeze(-1)).sum(-1, keepdim=True).clamp_(max=self.cfg.gaussians - 1)
         mu = o.mu.gather(-1, k).squeeze(-1)
         sigma = o.log_sigma.gather(-1, k).squeeze(-1).exp() * math.sqrt(tau)
-        eps = torch.randn(mu.shape, generator=generator, device=mu.device)
         return mu + sigma * eps
 
     def loss(self, z: torch.Tensor, a: torch.Tensor, z_next: torch.Tensor,

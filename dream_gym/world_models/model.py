@@ -8,6 +8,7 @@ from pathlib import Path
 
 import torch
 
+from dream_gym import keyed_random
 from dream_gym.checkpoint import CheckpointError, load_state_dict, save_json, save_tensors
 from dream_gym.contract import State, Transition
 from dream_gym.games import get_game
@@ -64,24 +65,30 @@ class WorldModelsDream(torch.nn.Module):
         return {"z": z[:, -1].contiguous(), "h": h[0], "c": c[0]}
 
     @torch.no_grad()
-    def imagine(self, state: State, actions: torch.Tensor, temperature: float,
-                generator: torch.Generator | None) -> tuple[State, Transition]:
+    def imagine(self, state: State, actions: torch.Tensor, temperature: float
+                ) -> tuple[State, Transition]:
+        if "key" not in state:
+            raise ValueError("This state has no random stream: pass it through "
+                             "dream_gym.contract.seed_dreams(state, seeds) before imagine().")
+        key, t = state["key"], state["t"]
+        zdim = self.rnn.cfg.z_dim
         h, c = self._advance(state, actions)
         o = self.rnn.heads(h)
-        z = self.rnn.sample(o, temperature, generator)
+        z = self.rnn.sample(o, temperature, keyed_random.uniform(key, t, 0, zdim),
+                            keyed_random.normal(key, t, 1, zdim))
         if self.done_mode == "threshold":
             done = o.done_logit > 0.0
         else:
-            u = torch.rand(o.done_logit.shape, generator=generator, device=self.device)
+            u = keyed_random.uniform(key, t, 2, 1)[:, 0]
             done = u < torch.sigmoid(o.done_logit - self._done_shift)
-        return {"z": z, "h": h, "c": c}, Transition(o.reward, done,
-                                                    o.gamevars * self.gamevar_scale)
+        return ({"z": z, "h": h, "c": c, "key": key, "t": t + 1},
+                Transition(o.reward, done, o.gamevars * self.gamevar_scale))
 
     @torch.no_grad()
     def observe(self, state: State, actions: torch.Tensor, frames: torch.Tensor) -> State:
         h, c = self._advance(state, actions)
         mu, _ = self.vae.encode(to_input(frames.to(self.device)))
-        return {"z": mu, "h": h, "c": c}
+        return {**state, "z": mu, "h": h, "c": c}
 
     def features(self, state: State) -> torch.Tensor:
         return torch.cat([state["z"], state["h"]], -1)

@@ -1,0 +1,161 @@
+"""The dream engine: N dreams of one world model stepped as one batch.
+
+:class:`~dream_gym.envs.dream_env.DreamEnv` is this engine with N = 1 and
+:class:`~dream_gym.envs.vector.DreamVectorEnv` is it with N dreams; both therefore share every
+rule (starting contexts, seeding, action checks, observations). Each dream draws its context
+and its random stream from its own ``np.random.Generator``, so a seed gives the same dream
+alone or in a batch of any size.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+from dream_gym.contract import State, WorldModel, seed_dreams
+from dream_gym.envs.latent import latent_space
+from dream_gym.games import FRAME_SIZE, get_game, resize_frame
+
+__all__ = ["DreamCore", "upscale"]
+
+
+def upscale(frames: torch.Tensor, hw: tuple[int, int]) -> np.ndarray:
+    """(B, 64, 64, 3) uint8 model frames -> (B, H, W, 3) uint8 at the real screen size."""
+    x = frames.movedim(-1, 1).float()
+    x = torch.nn.functional.interpolate(x, size=hw, mode="bilinear", align_corners=False)
+    return x.round_().clamp_(0, 255).to(torch.uint8).movedim(1, -1).cpu().numpy()
+
+
+class DreamCore:
+    """N dreams, their states and the real game's interface around them."""
+
+    def __init__(self, model: str | WorldModel, num_dreams: int, obs_type: str = "pixels",
+                 temperature: float = 1.0, max_episode_steps: int | None = None,
+                 game: str | None = None, device: str = "cpu") -> None:
+        from dream_gym.zoo import load_contexts, load_model
+
+        if obs_type not in ("pixels", "latent"):
+            raise ValueError(f"obs_type must be 'pixels' or 'latent', got {obs_type!r}.")
+        if not np.isfinite(temperature) or temperature <= 0:
+            raise ValueError(f"temperature must be a positive number, got {temperature!r}.")
+        if not isinstance(model, str):
+            raise TypeError("Pass a zoo name or model folder as `model`.")
+        self.contexts = load_contexts(model)
+        self.model = load_model(model, device, game=game)
+        self.game = get_game(self.model.game)
+        self.n = num_dreams
+        self.obs_type, self.temperature = obs_type, float(temperature)
+        self.max_episode_steps = max_episode_steps or self.game.max_episode_steps
+        self.real_observation_space, self.action_space = self.game.real_spaces()
+        self.observation_space = (latent_space(self.model) if obs_type == "latent"
+                                  else self.real_observation_space)
+        key = self.game.screen_key
+        screen = self.real_observation_space[key] if key else self.real_observation_space
+        self.screen_hw: tuple[int, int] = tuple(screen.shape[:2])
+        self.state: State | None = None
+        self.steps = np.zeros(num_dreams, np.int64)
+        self.gamevars = np.zeros((num_dreams, self.contexts["gamevars"].shape[-1]), np.float32)
+        self._screens: np.ndarray | None = None
+
+    # --- episodes ---------------------------------------------------------------------------
+    def reset_rows(self, rows: np.ndarray, rngs: list[np.random.Generator],
+                   options: dict[str, Any] | None = None) -> None:
+        """Start new dreams in ``rows``, row ``rows[i]`` drawing from ``rngs[i]``."""
+        ctx = [self._context(options or {}, rng) for rng in rngs]
+        frames, actions, gamevars = (torch.stack([c[i] for c in ctx]) for i in range(3))
+        seeds = torch.from_numpy(np.concatenate([rng.integers(2**31, size=1) for rng in rngs]))
+        fresh = seed_dreams(self.model.initial_state(frames, actions), seeds)
+        idx = torch.as_tensor(rows, dtype=torch.long, device=self.model.device)
+        if self.state is None:
+            if len(rows) != self.n:
+                raise RuntimeError("The first reset must start every dream.")
+            self.state = fresh
+        else:
+            self.state = {k: v.index_copy(0, idx, fresh[k]) for k, v in self.state.items()}
+        self.steps[rows] = 0
+        self.gamevars = self.gamevars.copy()  # observations handed out keep their values
+        self.gamevars[rows] = gamevars.numpy()
+        self._screens = None
+
+    def step(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Advance every dream one step; returns (rewards, terminated, truncated)."""
+        if self.state is None:
+            raise RuntimeError("Call reset() before step().")
+        a = torch.from_numpy(actions).to(self.model.device)
+        self.state, tr = self.model.imagine(self.state, a, self.temperature)
+        self._screens = None
+        self.gamevars = tr.gamevars.cpu().numpy().astype(np.float32)
+        self.steps += 1
+        terminated = tr.done.cpu().numpy()
+        truncated = (np.zeros(self.n, bool) if self.max_episode_steps is None
+                     else (self.steps >= self.max_episode_steps) & ~terminated)
+        return tr.reward.cpu().numpy().astype(np.float32), terminated, truncated
+
+    def check_actions(self, actions: Any, env_id: str) -> np.ndarray:
+        """Validate N actions (one scalar when N = 1) against the real action space."""
+        arr = np.asarray(actions)
+        if self.n == 1 and arr.ndim == 0:
+            arr = arr[None]
+        if arr.dtype.kind == "f" and np.isnan(arr).any():
+            raise ValueError(f"Action is NaN; {env_id} takes ints in {self.action_space}. "
+                             "Check your policy's output.")
+        space = self.action_space
+        if isinstance(space, gym.spaces.Discrete):
+            ok = arr.dtype.kind in "iu" and bool(np.all((arr >= space.start)
+                                                        & (arr < space.start + space.n)))
+        else:
+            ok = all(space.contains(x) for x in arr)
+        if arr.shape[:1] != (self.n,) or not ok:
+            what = "an int" if self.n == 1 else f"{self.n} ints"
+            raise ValueError(
+                f"Invalid action {actions!r} (type {type(actions).__name__}) for {env_id}: "
+                f"it takes {what} in {space}, as the real {self.game.env_id} does.")
+        return arr.astype(np.int64)
+
+    # --- observations -----------------------------------------------------------------------
+    def screens(self) -> np.ndarray:
+        """(N, H, W, 3) uint8 dream frames at the real screen size, decoded once per step."""
+        if self._screens is None:
+            self._screens = upscale(self.model.render(self.state), self.screen_hw)
+        return self._screens
+
+    def observations(self) -> np.ndarray | dict[str, np.ndarray]:
+        """Batched observations (N, ...) in the single observation space's layout."""
+        if self.obs_type == "latent":
+            return self.model.features(self.state).cpu().numpy().astype(np.float32)
+        if self.game.screen_key is None:
+            return self.screens()
+        return {key: self.screens() if key == self.game.screen_key else self.gamevars
+                for key in self.real_observation_space.spaces}
+
+    # --- helpers ----------------------------------------------------------------------------
+    def _context(self, options: dict[str, Any], rng: np.random.Generator):
+        if "context" in options:
+            return self._user_context(options["context"])
+        n = len(self.contexts["frames"])
+        i = options.get("context_index")
+        if i is None:
+            i = int(rng.integers(n))
+        elif not 0 <= int(i) < n:
+            raise ValueError(f"context_index {i} out of range: this model ships {n} contexts.")
+        return (self.contexts["frames"][i], self.contexts["actions"][i],
+                self.contexts["gamevars"][i])
+
+    def _user_context(self, ctx: dict[str, Any]):
+        try:
+            frames = np.asarray(ctx["frames"], np.uint8)
+            actions = np.asarray(ctx.get("actions", np.zeros(len(frames) - 1)), np.int64)
+            gamevars = np.asarray(ctx.get("gamevars", self.contexts["gamevars"][0]), np.float32)
+        except (KeyError, TypeError) as e:
+            raise ValueError("options['context'] needs 'frames' (T, H, W, 3) uint8 and "
+                             "optionally 'actions' (T - 1,) and 'gamevars'.") from e
+        if frames.ndim != 4 or frames.shape[-1] != 3 or len(actions) != len(frames) - 1:
+            raise ValueError(
+                f"Context frames must be (T, H, W, 3) with T - 1 actions; got frames "
+                f"{frames.shape} and {len(actions)} actions.")
+        if frames.shape[1:3] != (FRAME_SIZE, FRAME_SIZE):
+            frames = np.stack([resize_frame(f) for f in frames])
+        return torch.from_numpy(frames), torch.from_numpy(actions), torch.from_numpy(gamevars)

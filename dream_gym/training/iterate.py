@@ -1,0 +1,119 @@
+"""Seed 003's iterative training procedure: the real game corrects the dream's blind spots.
+
+A controller evolved in a dream exploits whatever the dream gets wrong (ours learned to hug
+a wall, where the dream's fireballs never arrive). Each round therefore (1) plays the
+current controller in the real game, with random held actions mixed in for exploration, and
+records those episodes; (2) fine-tunes M on all real data so far, V fixed; (3) evolves a
+fresh controller in the corrected dream; (4) scores it on a few real episodes, for the log
+only: nothing in the loop is chosen by its real score.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from dream_gym.agents.controller import LinearController
+from dream_gym.checkpoint import load_tensors
+from dream_gym.data import Episodes, concat_episodes, load_episodes, write_shard
+from dream_gym.evaluate import evaluate_controller
+from dream_gym.training.common import pick
+from dream_gym.training.controller import ControllerTrainConfig, train_in_dream
+from dream_gym.training.mdnrnn import MDNRNNTrainConfig, SequenceSampler, train_mdnrnn
+from dream_gym.training.vae import encode_episodes
+from dream_gym.zoo import load_model
+
+__all__ = ["IterateConfig", "collect_round", "run_round"]
+
+
+@dataclass
+class IterateConfig:
+    rounds: int = 3
+    episodes: int = 200
+    """Real episodes collected per round with the current controller."""
+    explore: float = 0.05
+    """Per-step chance of starting a random action held 1..max_hold steps."""
+    max_hold: int = 12
+    episodes_per_shard: int = 20
+    mdnrnn_steps: int = 600
+    """Fine-tuning steps of M per round, on windows from all real data so far."""
+    lr: float = 3e-4
+    check_episodes: int = 20
+    """Real episodes that score each round's controller (logged, never used to choose)."""
+    seed: int = 0
+
+    def round_seed(self, k: int) -> int:
+        """First real seed of round k's collection (clear of data, eval and check seeds)."""
+        return 100_000 + 10_000 * k + self.seed * 1_000_003
+
+
+def collect_round(model_dir: Path, cfg: IterateConfig, k: int, out_dir: Path,
+                  device: torch.device) -> dict[str, Any]:
+    """Play the model's controller (plus exploration) in the real game; write the shards."""
+    model = load_model(model_dir, device)
+    controller, _ = LinearController.load(model_dir / "controller")
+    episodes: list[dict[str, np.ndarray]] = []
+    score = evaluate_controller(model, controller, cfg.episodes, seed=cfg.round_seed(k),
+                                explore=cfg.explore, max_hold=cfg.max_hold, record=episodes)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    frames = 0
+    for i in range(0, len(episodes), cfg.episodes_per_shard):
+        frames += write_shard(episodes[i : i + cfg.episodes_per_shard],
+                              out_dir / f"shard_{i // cfg.episodes_per_shard:05d}.npz")
+    return {"frames": frames, "collect_score": {k2: score[k2] for k2 in ("mean", "std", "n")}}
+
+
+def all_latents(vae, parts: list[tuple[Episodes, Path]], device: torch.device
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """V's posterior for every part, encoded once and cached beside it."""
+    mus, logvars = [], []
+    for episodes, path in parts:
+        if path.exists():
+            lat = {k: v.numpy() for k, v in load_tensors(path).items()}
+        else:
+            lat = encode_episodes(vae, episodes, path, device)
+        mus.append(lat["mu"])
+        logvars.append(lat["logvar"])
+    return np.concatenate(mus), np.concatenate(logvars)
+
+
+def run_round(k: int, cfg: IterateConfig, run_dir: Path, model_dir: Path,
+              random_data: tuple[Episodes, Path], rnn_section: dict[str, Any],
+              ctrl_cfg: ControllerTrainConfig, stages, device: torch.device) -> None:
+    """Round k (1-based) of iterative training; each step is a resumable recipe stage."""
+    rdir = run_dir / f"round{k}"
+    stages.run(f"round{k}_collect", lambda: collect_round(model_dir, cfg, k, rdir / "data",
+                                                            device))
+
+    def refit_m():
+        model = load_model(model_dir, device)
+        parts = [random_data] + [(load_episodes(run_dir / f"round{j}" / "data"),
+                                  run_dir / f"round{j}" / "latents.safetensors")
+                                 for j in range(1, k + 1)]
+        mu, logvar = all_latents(model.vae, parts, device)
+        episodes = concat_episodes([p[0] for p in parts])
+        tcfg = pick(MDNRNNTrainConfig, rnn_section, steps=cfg.mdnrnn_steps, lr=cfg.lr,
+                     seed=cfg.seed + k)
+        sampler = SequenceSampler(episodes, mu, logvar, model.game, model.gamevar_scale,
+                                  tcfg.seq_len, np.random.default_rng(tcfg.seed), tcfg.latent)
+        model.rnn = train_mdnrnn(sampler, model.rnn.cfg, tcfg, rdir / "mdnrnn", device,
+                                 init=model.rnn.state_dict())
+        model.save(model_dir)
+        return {"real_frames_total": int(episodes.lengths.sum())}
+
+    stages.run(f"round{k}_mdnrnn", refit_m)
+    stages.run(f"round{k}_controller", lambda: train_in_dream(
+        model_dir, ctrl_cfg, rdir / "controller", device, export_dir=model_dir))
+
+    def check():
+        model = load_model(model_dir, device)
+        controller, _ = LinearController.load(model_dir / "controller")
+        s = evaluate_controller(model, controller, cfg.check_episodes,
+                                seed=cfg.round_seed(k) + 5_000)
+        return {"real_score": {k2: s[k2] for k2 in ("mean", "std", "stderr", "n")}}
+
+    stages.run(f"round{k}_check", check)

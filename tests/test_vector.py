@@ -1,0 +1,137 @@
+"""The batched dream engine: make_vec, autoreset, per-env seeding, and the SB3 route."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from gymnasium.vector import AutoresetMode
+
+import dream_gym
+from dream_gym.envs.vector import DreamVectorEnv
+
+IDS = sorted(dream_gym.DREAM_IDS)
+N = 6
+
+
+def _make_vec(env_id: str, n: int = N, **kwargs) -> gym.vector.VectorEnv:
+    return gym.make_vec(f"dream_gym:{env_id}", num_envs=n,
+                        vectorization_mode="vector_entry_point", **kwargs)
+
+
+@pytest.mark.parametrize("env_id", IDS)
+@pytest.mark.parametrize("obs_type", ["pixels", "latent"])
+def test_make_vec_gives_the_batched_engine_with_batched_real_spaces(env_id, obs_type):
+    venv = _make_vec(env_id, obs_type=obs_type)
+    single = gym.make(env_id, obs_type=obs_type)
+    assert isinstance(venv.unwrapped, DreamVectorEnv)
+    assert venv.single_observation_space == single.observation_space
+    assert venv.single_action_space == single.action_space
+    assert venv.metadata["autoreset_mode"] == AutoresetMode.NEXT_STEP
+    obs, _ = venv.reset(seed=0)
+    assert venv.observation_space.contains(obs)
+    for _ in range(5):
+        obs, rew, term, trunc, _ = venv.step(venv.action_space.sample())
+        assert venv.observation_space.contains(obs)
+        assert rew.shape == term.shape == trunc.shape == (N,)
+
+
+def _lone_trajectory(env_id: str, seed: int, actions: np.ndarray):
+    """One env reset with ``seed``, and reset again (no seed) in place of the step after an
+    episode ends: what env i of a NEXT_STEP vector env must reproduce."""
+    env = gym.make(env_id, obs_type="latent")
+    obs, _ = env.reset(seed=seed)
+    out, ended = [(obs, 0.0, False)], False
+    for a in actions:
+        if ended:
+            (obs, _), r, term, ended = env.reset(), 0.0, False, False
+        else:
+            obs, r, term, trunc, _ = env.step(int(a))
+            ended = term or trunc
+        out.append((obs, r, term))
+    return out
+
+
+@pytest.mark.parametrize("env_id", IDS)
+def test_same_seed_same_trajectory_alone_or_in_the_vector_env(env_id):
+    """Dream 4 of 6 (seed 7 + 4) replays a lone env seeded 11, across autoresets, while
+    its neighbours take other actions and end at other times."""
+    actions = np.random.default_rng(0).integers(3, size=(300, N))
+    alone = _lone_trajectory(env_id, 11, actions[:, 4])
+    venv = _make_vec(env_id, obs_type="latent")
+    obs, _ = venv.reset(seed=7)
+    together = [(obs[4], 0.0, False)]
+    for a in actions:
+        obs, r, term, _, _ = venv.step(a)
+        together.append((obs[4], float(r[4]), bool(term[4])))
+    assert sum(t for _, _, t in alone) >= 1, "the test should cross an autoreset"
+    for k, ((o1, r1, t1), (o2, r2, t2)) in enumerate(zip(alone, together, strict=True)):
+        assert t1 == t2 and r1 == pytest.approx(r2, abs=1e-4), k
+        np.testing.assert_allclose(o1, o2, atol=1e-3, err_msg=f"step {k}")
+
+
+def _until_a_dream_ends(venv, rng: np.random.Generator):
+    venv.reset(seed=0)
+    for _ in range(2000):
+        out = venv.step(rng.integers(3, size=venv.num_envs))
+        if out[2].any():
+            return out
+    raise AssertionError("no dream ended in 2000 steps")
+
+
+def test_next_step_autoreset_starts_a_fresh_dream():
+    venv = DreamVectorEnv(64, obs_type="latent")
+    rng = np.random.default_rng(0)
+    _, _, ended, _, _ = _until_a_dream_ends(venv, rng)
+    obs, rew, term, trunc, _ = venv.step(rng.integers(3, size=64))
+    assert np.all(rew[ended] == 0) and not term[ended].any() and not trunc[ended].any()
+    # a fresh dream's latent observation starts with h = 0
+    z_dim = venv.model.rnn.cfg.z_dim
+    assert np.all(obs[ended][:, z_dim:] == 0)
+    assert np.all(np.abs(obs[~ended][:, z_dim:]).sum(1) > 0)
+
+
+def test_same_step_autoreset_reports_final_obs():
+    venv = DreamVectorEnv(64, obs_type="latent", autoreset_mode="SameStep")
+    obs, _, term, _, info = _until_a_dream_ends(venv, np.random.default_rng(0))
+    assert info["_final_obs"].tolist() == term.tolist()
+    z_dim = venv.model.rnn.cfg.z_dim
+    for i in np.flatnonzero(term):
+        assert np.all(obs[i, z_dim:] == 0)  # already the next episode
+        assert np.abs(info["final_obs"][i][z_dim:]).sum() > 0
+
+
+@pytest.mark.parametrize("bad, match", [
+    (np.full(N, np.nan), "NaN"),
+    (np.full(N, 3), "Invalid action"),
+    (np.zeros(N + 1, np.int64), "Invalid action"),
+    (np.full(N, 1.0), "Invalid action"),
+])
+def test_vector_env_rejects_bad_actions(bad, match):
+    venv = DreamVectorEnv(N, obs_type="latent")
+    venv.reset(seed=0)
+    with pytest.raises(ValueError, match=match):
+        venv.step(bad)
+
+
+def test_sb3_vec_env_keeps_the_batch_and_reports_terminal_observations():
+    from stable_baselines3.common.vec_env import VecEnv
+
+    from dream_gym.sb3 import SB3DreamVecEnv
+
+    venv = SB3DreamVecEnv("Dream-TakeCover-v0", 32, obs_type="latent")
+    assert isinstance(venv, VecEnv) and venv.num_envs == 32
+    venv.seed(3)
+    first = venv.reset()
+    venv.seed(3)
+    np.testing.assert_array_equal(first, venv.reset())  # seeds apply to the next reset
+    rng = np.random.default_rng(0)
+    for _ in range(2000):
+        obs, rew, dones, infos = venv.step(rng.integers(3, size=32))
+        if dones.any():
+            break
+    z_dim = venv.venv.model.rnn.cfg.z_dim
+    for i in np.flatnonzero(dones):
+        assert np.abs(infos[i]["terminal_observation"][z_dim:]).sum() > 0
+        assert infos[i]["TimeLimit.truncated"] is False
+        assert np.all(obs[i, z_dim:] == 0)
