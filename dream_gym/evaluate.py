@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
+import gymnasium as gym
 import numpy as np
 import torch
 from tqdm import tqdm
@@ -12,7 +14,8 @@ from dream_gym.agents.controller import LinearController
 from dream_gym.contract import WorldModel, merge_rows
 from dream_gym.games import get_game
 
-__all__ = ["evaluate_controller", "evaluate_random", "summarize"]
+__all__ = ["evaluate_controller", "evaluate_random", "evaluate_policy", "summarize",
+           "welch_t"]
 
 
 def summarize(returns: list[float]) -> dict:
@@ -22,17 +25,21 @@ def summarize(returns: list[float]) -> dict:
             "returns": [float(x) for x in r]}
 
 
-def evaluate_random(game: str, episodes: int, seed: int = 0, progress: bool = True) -> dict:
-    """The uniform random policy (a fresh action every step), episode i seeded ``seed + i``."""
-    spec = get_game(game)
-    env = spec.make()
+def welch_t(a: dict, b: dict) -> float:
+    """Welch's t statistic of mean(a) - mean(b) for two :func:`summarize` results."""
+    return (a["mean"] - b["mean"]) / float(np.sqrt(a["stderr"] ** 2 + b["stderr"] ** 2))
+
+
+def evaluate_policy(env: gym.Env, policy: Callable[[Any], Any], episodes: int,
+                    seed: int = 0, progress: bool = True, desc: str = "real game") -> dict:
+    """Any policy (observation -> action) on any env, episode i seeded ``seed + i``."""
     returns = []
-    for ep in tqdm(range(episodes), desc="real game, random policy", disable=not progress):
-        env.reset(seed=seed + ep)
+    for ep in tqdm(range(episodes), desc=desc, disable=not progress):
+        obs, _ = env.reset(seed=seed + ep)
         env.action_space.seed(seed + ep)
         done, ret = False, 0.0
         while not done:
-            _, r, term, trunc, _ = env.step(env.action_space.sample())
+            obs, r, term, trunc, _ = env.step(policy(obs))
             ret += float(r)
             done = term or trunc
         returns.append(ret)
@@ -40,14 +47,26 @@ def evaluate_random(game: str, episodes: int, seed: int = 0, progress: bool = Tr
     return summarize(returns)
 
 
+def evaluate_random(game: str, episodes: int, seed: int = 0, progress: bool = True) -> dict:
+    """The uniform random policy (a fresh action every step), episode i seeded ``seed + i``."""
+    env = get_game(game).make()
+    return evaluate_policy(env, lambda _: env.action_space.sample(), episodes, seed, progress,
+                           "real game, random policy")
+
+
 @torch.no_grad()
-def evaluate_controller(model: WorldModel, controller: LinearController, episodes: int,
+def evaluate_controller(model: WorldModel,
+                        controller: LinearController | Callable[[torch.Tensor], torch.Tensor],
+                        episodes: int,
                         seed: int = 0, num_envs: int = 8, progress: bool = True,
                         max_steps: int | None = None,
                         on_step: Callable[[int, np.ndarray, np.ndarray], None] | None = None,
                         explore: float = 0.0, max_hold: int = 12,
                         record: list[dict[str, np.ndarray]] | None = None) -> dict:
     """Run ``controller`` on the model's latent features of the real game.
+
+    ``controller`` is a :class:`LinearController` or any function from a batch of features
+    (B, feature_dim) to actions (B,), e.g. a stable-baselines3 policy's ``predict``.
 
     ``num_envs`` real games run in lockstep so the model encodes and steps them in one batch;
     episode i always uses seed ``seed + i`` whatever env runs it.
@@ -74,14 +93,15 @@ def evaluate_controller(model: WorldModel, controller: LinearController, episode
         return torch.from_numpy(np.stack([spec.frame(o) for o in obs]))
 
     state = model.initial_state(frames()[:, None], no_actions)
-    ctrl = controller.to(model.device)
+    act = (controller.to(model.device).act if isinstance(controller, LinearController)
+           else controller)
     rng = np.random.default_rng(seed)
     held = np.zeros(n, np.int64)  # steps left of a random exploration action, per slot
     held_action = np.zeros(n, np.int64)
     recorder = _Recorder(n, episodes) if record is not None else None
     bar = tqdm(total=episodes, desc="real game, controller", disable=not progress)
     while active.any():
-        actions = ctrl.act(model.features(state)).cpu()
+        actions = torch.as_tensor(act(model.features(state))).long().cpu()
         if explore > 0:
             start = (held == 0) & (rng.random(n) < explore)
             held_action[start] = rng.integers(spec.num_actions, size=int(start.sum()))

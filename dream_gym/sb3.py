@@ -1,51 +1,67 @@
-"""stable-baselines3 on batched dreams: an SB3 ``VecEnv`` over :class:`DreamVectorEnv`.
+"""stable-baselines3 on batched dreams: an SB3 ``VecEnv`` over a Gymnasium ``VectorEnv``.
 
 SB3 has its own vector interface (same-step autoreset, ``terminal_observation`` in infos,
-seeds set before ``reset()``). :class:`SB3DreamVecEnv` speaks it while keeping the single
-batched forward pass, so ``PPO("MlpPolicy", SB3DreamVecEnv("Dream-TakeCover-v0", 64))``
-trains on 64 dreams at the cost of about one.
+seeds set before ``reset()``). :class:`SB3VecEnv` speaks it over a Gymnasium vector env in
+``NEXT_STEP`` autoreset mode (Gymnasium's default, which its vector wrappers need): the
+envs that end are reset at once with ``reset(options={"reset_mask": ...})``. The dreams keep
+their single batched forward pass:
+
+    venv = make_sb3_vec_env("Dream-TakeCover-v0", 64, obs_type="latent")
+    PPO("MlpPolicy", venv).learn(100_000)
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
 from gymnasium.vector import AutoresetMode
+from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.vec_env.base_vec_env import (
     VecEnv,
     VecEnvIndices,
     VecEnvObs,
     VecEnvStepReturn,
 )
+from tqdm import tqdm
 
-from dream_gym.envs.vector import DreamVectorEnv
-
-__all__ = ["SB3DreamVecEnv"]
+__all__ = ["SB3VecEnv", "make_sb3_vec_env", "TqdmCallback"]
 
 
-class SB3DreamVecEnv(VecEnv):
-    """``num_envs`` dreams of a registered Dream id as one SB3 ``VecEnv``.
+class TqdmCallback(BaseCallback):
+    """A tqdm bar over ``learn(total_timesteps)`` (SB3's own bar needs ``rich``)."""
 
-    Args:
-        env_id: a Dream id, e.g. ``"Dream-TakeCover-v0"`` (its registered kwargs apply).
-        num_envs: number of dreams.
-        **kwargs: passed to :class:`~dream_gym.envs.vector.DreamVectorEnv` (``obs_type``,
-            ``temperature``, ``max_episode_steps``, ...).
-    """
+    def __init__(self, total: int, desc: str = "PPO in the dream") -> None:
+        super().__init__()
+        self.total, self.desc = total, desc
+        self.bar: tqdm | None = None
 
-    def __init__(self, env_id: str, num_envs: int, **kwargs: Any) -> None:
-        import dream_gym  # noqa: F401  (registers the ids)
+    def _on_training_start(self) -> None:
+        self.bar = tqdm(total=self.total, desc=self.desc, unit="step")
 
-        spec = gym.spec(env_id.removeprefix("dream_gym:"))
-        self.venv = DreamVectorEnv(num_envs, **{**spec.kwargs, **kwargs},
-                                   autoreset_mode=AutoresetMode.SAME_STEP)
-        self.venv.spec = spec
-        super().__init__(num_envs, self.venv.single_observation_space,
-                         self.venv.single_action_space)
-        self.render_mode = self.venv.render_mode
+    def _on_step(self) -> bool:
+        self.bar.update(self.training_env.num_envs)
+        return True
+
+    def _on_training_end(self) -> None:
+        self.bar.close()
+
+
+class SB3VecEnv(VecEnv):
+    """A Gymnasium ``VectorEnv`` with ``NEXT_STEP`` autoreset (and ``reset_mask``
+    support), as an SB3 ``VecEnv``."""
+
+    def __init__(self, venv: gym.vector.VectorEnv) -> None:
+        if venv.metadata.get("autoreset_mode") != AutoresetMode.NEXT_STEP:
+            raise ValueError(
+                "SB3VecEnv needs a vector env in NEXT_STEP autoreset mode (Gymnasium's "
+                f"default); got {venv.metadata.get('autoreset_mode')}.")
+        self.venv = venv
+        super().__init__(venv.num_envs, venv.single_observation_space,
+                         venv.single_action_space)
+        self.render_mode = venv.render_mode
         self._actions: np.ndarray | None = None
 
     def reset(self) -> VecEnvObs:
@@ -60,13 +76,15 @@ class SB3DreamVecEnv(VecEnv):
         self._actions = np.asarray(actions).reshape(self.num_envs)
 
     def step_wait(self) -> VecEnvStepReturn:
-        obs, rewards, terminated, truncated, info = self.venv.step(self._actions)
+        obs, rewards, terminated, truncated, _ = self.venv.step(self._actions)
         dones = terminated | truncated
         infos: list[dict[str, Any]] = [{} for _ in range(self.num_envs)]
-        for i in np.flatnonzero(dones):
-            infos[i]["terminal_observation"] = info["final_obs"][i]
-            infos[i]["TimeLimit.truncated"] = bool(truncated[i] and not terminated[i])
-        return obs, rewards, dones, infos
+        if dones.any():
+            for i in np.flatnonzero(dones):
+                infos[i]["terminal_observation"] = _row(obs, i)
+                infos[i]["TimeLimit.truncated"] = bool(truncated[i] and not terminated[i])
+            obs, _ = self.venv.reset(options={"reset_mask": dones})  # SB3: reset now
+        return obs, rewards.astype(np.float32), dones, infos
 
     def close(self) -> None:
         self.venv.close()
@@ -75,18 +93,39 @@ class SB3DreamVecEnv(VecEnv):
         return list(self.venv.render())
 
     def get_attr(self, attr_name: str, indices: VecEnvIndices = None) -> list[Any]:
-        value = getattr(self.venv, attr_name)
+        value = getattr(self.venv.unwrapped, attr_name)
         return [value for _ in self._get_indices(indices)]
 
     def set_attr(self, attr_name: str, value: Any, indices: VecEnvIndices = None) -> None:
-        raise AttributeError("The dreams of an SB3DreamVecEnv share one model and its "
-                             "settings; create a new SB3DreamVecEnv to change them.")
+        raise AttributeError("The dreams of one vector env share one model and its settings; "
+                             "make a new vector env to change them.")
 
     def env_method(self, method_name: str, *method_args, indices: VecEnvIndices = None,
                    **method_kwargs) -> list[Any]:
-        raise AttributeError(f"{method_name}: the dreams of an SB3DreamVecEnv are rows of one "
-                             "batch, not separate env objects.")
+        raise AttributeError(f"{method_name}: the dreams of a batched vector env are rows of "
+                             "one batch, not separate env objects.")
 
     def env_is_wrapped(self, wrapper_class: type[gym.Wrapper],
                        indices: VecEnvIndices = None) -> list[bool]:
         return [False for _ in self._get_indices(indices)]
+
+
+def _row(obs: Any, i: int) -> Any:
+    return {k: v[i].copy() for k, v in obs.items()} if isinstance(obs, dict) else obs[i].copy()
+
+
+def make_sb3_vec_env(env_id: str, num_envs: int,
+                     wrappers: Sequence[Callable[[gym.vector.VectorEnv], gym.vector.VectorEnv]]
+                     = (), **kwargs: Any) -> SB3VecEnv:
+    """``num_envs`` dreams of a registered Dream id (batched) as one SB3 ``VecEnv``.
+
+    ``wrappers`` are Gymnasium vector wrappers applied in order (e.g. a resize of the
+    screen); ``kwargs`` go to the dream (``obs_type``, ``temperature``, ...).
+    """
+    import dream_gym  # noqa: F401  (registers the ids)
+
+    venv = gym.make_vec(env_id if ":" in env_id else f"dream_gym:{env_id}", num_envs=num_envs,
+                        vectorization_mode="vector_entry_point", **kwargs)
+    for wrap in wrappers:
+        venv = wrap(venv)
+    return SB3VecEnv(venv)

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import math
-
 import pytest
 import torch
 
 from dream_gym.agents.controller import LinearController
-from dream_gym.evaluate import evaluate_controller, evaluate_random
+from dream_gym.evaluate import evaluate_controller, evaluate_random, welch_t
 from dream_gym.training.controller import ControllerTrainConfig, train_in_dream
 from dream_gym.zoo import resolve
 
@@ -21,8 +19,6 @@ EPISODES = 30
 NOT_YET = pytest.mark.xfail(strict=True, reason="dream does not yet transfer; see CARD.md")
 
 
-def _welch_t(a: dict, b: dict) -> float:
-    return (a["mean"] - b["mean"]) / math.sqrt(a["stderr"] ** 2 + b["stderr"] ** 2)
 
 
 @NOT_YET
@@ -37,7 +33,7 @@ def test_fresh_dream_controller_beats_random_in_real_game(tmp_path, takecover):
 
     real = evaluate_controller(takecover, controller, EPISODES, seed=50_000, progress=False)
     rand = evaluate_random("TakeCover", EPISODES, seed=50_000, progress=False)
-    t = _welch_t(real, rand)
+    t = welch_t(real, rand)
     assert t > 3.0, (f"controller {real['mean']:.0f}+-{real['std']:.0f} vs random "
                      f"{rand['mean']:.0f}+-{rand['std']:.0f}: t={t:.2f}")
 
@@ -47,4 +43,4 @@ def test_shipped_controller_beats_random_in_real_game(takecover):
     controller, _ = LinearController.load(resolve("takecover") / "controller")
     real = evaluate_controller(takecover, controller, 20, seed=60_000, progress=False)
     rand = evaluate_random("TakeCover", 20, seed=60_000, progress=False)
-    assert _welch_t(real, rand) > 3.0, (real["mean"], rand["mean"])
+    assert welch_t(real, rand) > 3.0, (real["mean"], rand["mean"])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gymnasium as gym
 import numpy as np
 import pytest
+import torch
 from gymnasium.vector import AutoresetMode
 
 import dream_gym
@@ -117,9 +118,9 @@ def test_vector_env_rejects_bad_actions(bad, match):
 def test_sb3_vec_env_keeps_the_batch_and_reports_terminal_observations():
     from stable_baselines3.common.vec_env import VecEnv
 
-    from dream_gym.sb3 import SB3DreamVecEnv
+    from dream_gym.sb3 import make_sb3_vec_env
 
-    venv = SB3DreamVecEnv("Dream-TakeCover-v0", 32, obs_type="latent")
+    venv = make_sb3_vec_env("Dream-TakeCover-v0", 32, obs_type="latent")
     assert isinstance(venv, VecEnv) and venv.num_envs == 32
     venv.seed(3)
     first = venv.reset()
@@ -130,8 +131,50 @@ def test_sb3_vec_env_keeps_the_batch_and_reports_terminal_observations():
         obs, rew, dones, infos = venv.step(rng.integers(3, size=32))
         if dones.any():
             break
-    z_dim = venv.venv.model.rnn.cfg.z_dim
+    z_dim = venv.venv.unwrapped.model.rnn.cfg.z_dim
     for i in np.flatnonzero(dones):
         assert np.abs(infos[i]["terminal_observation"][z_dim:]).sum() > 0
         assert infos[i]["TimeLimit.truncated"] is False
         assert np.all(obs[i, z_dim:] == 0)
+
+
+def _ks_statistic(cdf_values: torch.Tensor) -> float:
+    """Kolmogorov-Smirnov D of samples already mapped through their claimed CDF."""
+    x = cdf_values.flatten().double().sort().values
+    n = len(x)
+    grid = torch.arange(1, n + 1, dtype=torch.float64) / n
+    return float(torch.maximum(grid - x, x - (grid - 1 / n)).max())
+
+
+def test_keyed_noise_is_uniform_and_independent_across_keys_and_steps():
+    from dream_gym.keyed_random import new_keys, normal, uniform
+
+    keys = new_keys(torch.arange(2000))
+    t = torch.zeros(2000, dtype=torch.long)
+    u = uniform(keys, t, 0, 64)
+    critical = 1.95 / np.sqrt(u.numel())  # KS at p = 0.001
+    assert _ks_statistic(u) < critical
+    assert _ks_statistic(torch.special.ndtr(normal(keys, t, 1, 64))) < critical
+    # neighbouring keys, the next step and another stream look unrelated
+    for other in (uniform(keys.roll(1), t, 0, 64), uniform(keys, t + 1, 0, 64),
+                  uniform(keys, t, 1, 64)):
+        r = np.corrcoef(u.flatten().numpy(), other.flatten().numpy())[0, 1]
+        assert abs(r) < 4 / np.sqrt(u.numel()), r
+
+
+def test_model_view_of_a_real_frame_is_what_the_dream_shows_for_it():
+    """The dream's first pixel observation is V's reconstruction of its real context frame;
+    ModelView shows a real-game agent exactly that for the same frame."""
+    from dream_gym.envs.pixels import ModelView
+    from dream_gym.games import get_game
+
+    game = get_game("TakeCover")
+    real = game.make()
+    obs, _ = real.reset(seed=5)
+    frame = game.frame(obs)
+    dream = gym.make("Dream-TakeCover-v0")
+    dream_obs, _ = dream.reset(seed=0, options={"context": {"frames": frame[None]}})
+    view = ModelView(real, "takecover").observation(obs)
+    np.testing.assert_array_equal(view["screen"], dream_obs["screen"])
+    assert view["screen"].shape == obs["screen"].shape
+    assert np.abs(view["screen"].astype(int) - obs["screen"]).mean() > 1  # not a copy

@@ -99,7 +99,8 @@ def run_round(k: int, cfg: IterateConfig, run_dir: Path, model_dir: Path,
         tcfg = pick(MDNRNNTrainConfig, rnn_section, steps=cfg.mdnrnn_steps, lr=cfg.lr,
                      seed=cfg.seed + k)
         sampler = SequenceSampler(episodes, mu, logvar, model.game, model.gamevar_scale,
-                                  tcfg.seq_len, np.random.default_rng(tcfg.seed), tcfg.latent)
+                                  tcfg.seq_len, np.random.default_rng(tcfg.seed), tcfg.latent,
+                                  model.rnn.cfg.done_window)
         model.rnn = train_mdnrnn(sampler, model.rnn.cfg, tcfg, rdir / "mdnrnn", device,
                                  init=model.rnn.state_dict())
         model.save(model_dir)

@@ -47,14 +47,15 @@ class SequenceSampler:
 
     def __init__(self, episodes: Episodes, mu: np.ndarray, logvar: np.ndarray, game: str,
                  gamevar_scale: float, seq_len: int, rng: np.random.Generator,
-                 latent: str = "mean") -> None:
+                 latent: str = "mean", done_window: int = 1) -> None:
         if latent not in ("mean", "sample"):
             raise ValueError(f"latent must be 'mean' or 'sample', got {latent!r}")
         self.ep, self.mu = episodes, mu
-        self.std = np.exp(0.5 * logvar) if latent == "sample" else np.zeros_like(mu)
+        self.std = np.exp(0.5 * logvar) if latent == "sample" else None
         self.game = get_game(game)
         self.gscale = gamevar_scale
         self.seq_len, self.rng = seq_len, rng
+        self.done_window = done_window
         self.starts, self.lengths = episodes.starts, episodes.lengths
 
     def sample(self, batch: int) -> dict[str, torch.Tensor]:
@@ -85,19 +86,24 @@ class SequenceSampler:
             s, n = int(self.starts[ei]), int(self.lengths[ei])
             t = np.arange(s + off, s + min(n, off + L))
             m = len(t)
-            z = self.mu[t] + self.std[t] * self.rng.standard_normal((m, zdim), np.float32)
             has_next = t + 1 < s + n
             tn = np.minimum(t + 1, s + n - 1)
-            zn = self.mu[tn] + self.std[tn] * self.rng.standard_normal((m, zdim), np.float32)
+            z, zn = self._latent(t), self._latent(tn)
             out["z"][i, :m], out["z_next"][i, :m] = z, zn
             out["a"][i, :m] = self.game.action_features(self.ep.actions[t])
             out["reward"][i, :m] = self.ep.rewards[t]
-            out["done"][i, :m] = self.ep.dones[t]
+            # done target: the episode ends (is terminated, not cut) within done_window steps
+            out["done"][i, :m] = self.ep.dones[s + n - 1] & (s + n - 1 - t < self.done_window)
             # side variables observed with the next frame
             out["gamevars"][i, :m] = self.ep.gamevars[tn] / self.gscale
             out["mask"][i, :m] = 1.0
             out["zmask"][i, :m] = has_next
         return {k: torch.from_numpy(v) for k, v in out.items()}
+
+    def _latent(self, t: np.ndarray) -> np.ndarray:
+        if self.std is None:
+            return self.mu[t]
+        return self.mu[t] + self.std[t] * self.rng.standard_normal(self.mu[t].shape, np.float32)
 
 
 def train_mdnrnn(sampler: SequenceSampler, model_cfg: MDNRNNConfig, cfg: MDNRNNTrainConfig,

@@ -89,7 +89,7 @@ def run_recipe(recipe_path: str | Path, runs_root: str | Path = "runs",
         tcfg = pick(MDNRNNTrainConfig, r["mdnrnn"], seed=seed)
         sampler = SequenceSampler(episodes, lat["mu"].numpy(), lat["logvar"].numpy(), r["game"],
                                   gamevar_scale, tcfg.seq_len, np.random.default_rng(seed),
-                                  tcfg.latent)
+                                  tcfg.latent, rnn_cfg.done_window)
         rnn = train_mdnrnn(sampler, rnn_cfg, tcfg, run_dir / "mdnrnn", device)
         vae = ConvVAE(vae_cfg)
         vae.load_state_dict(load_tensors(vae_path))

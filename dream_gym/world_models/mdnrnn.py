@@ -21,6 +21,11 @@ class MDNRNNConfig:
     gamevars: int = 1
     done_weight: float = 10.0
     """Weight of the rare done=1 targets in the BCE (the official code used x10)."""
+    done_window: int = 1
+    """The done head predicts "the episode ends within this many steps" (1: this step, as
+    in seed 003). A window lets the hazard follow the situation (pinned at a wall with
+    fireballs in flight) rather than only the last frame before a hit, which an open-loop
+    dream rarely draws; see :meth:`hazard` and the model card."""
 
 
 @dataclass
@@ -55,6 +60,18 @@ class MDNRNN(nn.Module):
         """z (B, T, z_dim), a (B, T, action_dim) -> (MDNOutput over T, (h, c))."""
         out, hc = self.lstm(torch.cat([z, a], -1), hc)
         return self.heads(out), hc
+
+    def hazard(self, done_logit: torch.Tensor) -> torch.Tensor:
+        """Per-step probability that the episode ends now.
+
+        The head's odds were inflated x ``done_weight`` in training; undo that to get q,
+        the chance of ending within ``done_window`` steps, and spread it evenly over the
+        window: 1 - (1 - q) ** (1 / window).
+        """
+        q = torch.sigmoid(done_logit - math.log(self.cfg.done_weight))
+        if self.cfg.done_window == 1:
+            return q
+        return 1.0 - (1.0 - q).clamp_min(1e-7) ** (1.0 / self.cfg.done_window)
 
     def sample(self, o: MDNOutput, temperature: float, u: torch.Tensor,
                eps: torch.Tensor) -> torch.Tensor:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict
 from pathlib import Path
 
@@ -24,10 +23,10 @@ DONE_MODES = ("threshold", "bernoulli")
 class WorldModelsDream(torch.nn.Module):
     """V encodes and decodes frames; M carries (h, c) and samples z_{t+1} with temperature.
 
-    Done: ``done_mode="bernoulli"`` samples M's calibrated done probability (the x
-    done_weight training bias removed); ``"threshold"`` ends the dream when M's done logit
-    is positive (deterministic given the sampled z). Which one gives a faithful dream
-    depends on how sharp M's done head is; the model card gives what was measured.
+    Done: ``done_mode="bernoulli"`` samples M's per-step hazard (:meth:`MDNRNN.hazard`);
+    ``"threshold"`` ends the dream when M's done logit is positive (deterministic given the
+    sampled z). Which one gives a faithful dream depends on how sharp M's done head is; the
+    model card gives what was measured.
     """
 
     def __init__(self, game: str, vae: ConvVAE, rnn: MDNRNN, gamevar_scale: float = 1.0,
@@ -38,9 +37,6 @@ class WorldModelsDream(torch.nn.Module):
         self.vae, self.rnn = vae.eval(), rnn.eval()
         self.gamevar_scale = gamevar_scale
         self.feature_dim = vae.cfg.z_dim + rnn.cfg.hidden
-        # M's done head was trained with positives weighted x done_weight, which multiplies
-        # the odds by that weight; undo it so sampled deaths have the real game's rate.
-        self._done_shift = math.log(rnn.cfg.done_weight)
         if done_mode not in DONE_MODES:
             raise ValueError(f"done_mode must be one of {DONE_MODES}, got {done_mode!r}")
         self.done_mode = done_mode
@@ -80,7 +76,7 @@ class WorldModelsDream(torch.nn.Module):
             done = o.done_logit > 0.0
         else:
             u = keyed_random.uniform(key, t, 2, 1)[:, 0]
-            done = u < torch.sigmoid(o.done_logit - self._done_shift)
+            done = u < self.rnn.hazard(o.done_logit)
         return ({"z": z, "h": h, "c": c, "key": key, "t": t + 1},
                 Transition(o.reward, done, o.gamevars * self.gamevar_scale))
 
