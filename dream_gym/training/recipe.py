@@ -37,13 +37,16 @@ class _Stages:
         self.path = run_dir / "stages.json"
         self.done: dict[str, Any] = load_json(self.path) if self.path.exists() else {}
 
-    def run(self, name: str, fn, frames: int = 0) -> None:
+    def run(self, name: str, fn) -> None:
+        """Run stage ``name`` unless done; ``fn`` may return a dict to record, whose
+        ``frames`` entry (real frames the stage collected) is kept as ``real_frames``."""
         if name in self.done:
             print(f"[recipe] {name}: done earlier ({self.done[name]['seconds']:.0f} s), skipped")
             return
         t0 = time.time()
-        extra = fn() or {}
-        self.done[name] = {"seconds": round(time.time() - t0, 1), "real_frames": frames, **extra}
+        extra = dict(fn() or {})
+        self.done[name] = {"seconds": round(time.time() - t0, 1),
+                           "real_frames": int(extra.pop("frames", 0)), **extra}
         save_json(self.path, self.done)
         print(f"[recipe] {name}: {self.done[name]}")
 
@@ -63,8 +66,6 @@ def run_recipe(recipe_path: str | Path, runs_root: str | Path = "runs",
     ccfg = pick(CollectConfig, r["collect"], game=r["game"], seed=seed)
     stages.run("collect", lambda: {"frames": collect(ccfg, data_dir)})
     episodes = load_episodes(data_dir)
-    n_frames = int(episodes.lengths.sum())
-    stages.done["collect"]["real_frames"] = n_frames
 
     vae_cfg = pick(VAEConfig, r["vae"])
     vae_path = run_dir / "vae" / "final.safetensors"
