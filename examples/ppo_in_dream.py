@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from gymnasium.wrappers.vector import VectorizeTransformObservation
 from stable_baselines3 import PPO
+from stable_baselines3.common.vec_env import VecMonitor
 
 from dream_gym.checkpoint import save_json, save_tensors
 from dream_gym.envs.pixels import ModelView, ScreenObservation
@@ -45,25 +46,30 @@ def main() -> None:
     envs = args.envs or (64 if args.obs == "latent" else 16)
 
     if args.obs == "latent":
-        venv = make_sb3_vec_env("Dream-TakeCover-v0", envs, model=args.model,
-                                obs_type="latent", temperature=args.temperature)
+        venv = VecMonitor(make_sb3_vec_env("Dream-TakeCover-v0", envs, model=args.model,
+                                           obs_type="latent", temperature=args.temperature))
         agent = PPO("MlpPolicy", venv, n_steps=128, batch_size=1024, n_epochs=4,
                     learning_rate=3e-4, ent_coef=0.01, seed=args.seed,
                     tensorboard_log=str(out), verbose=0)
     else:
-        venv = make_sb3_vec_env(
+        venv = VecMonitor(make_sb3_vec_env(
             "Dream-TakeCover-v0", envs, model=args.model, obs_type="pixels",
             temperature=args.temperature,
-            wrappers=[lambda e: VectorizeTransformObservation(e, ScreenObservation, size=64)])
+            wrappers=[lambda e: VectorizeTransformObservation(e, ScreenObservation, size=64)]))
         agent = PPO("CnnPolicy", venv, n_steps=256, batch_size=512, n_epochs=4,
                     learning_rate=2.5e-4, ent_coef=0.01, seed=args.seed,
                     tensorboard_log=str(out), verbose=0)
     agent.learn(args.timesteps, callback=TqdmCallback(args.timesteps))
-    save_tensors(out / "policy.safetensors", agent.policy.state_dict())
+    # SB3 shares the CNN between policy and value nets; safetensors wants one tensor per name
+    save_tensors(out / "policy.safetensors",
+                 {k: v.detach().clone() for k, v in agent.policy.state_dict().items()})
 
     seed, n = 10_000, args.episodes
+    dream = [ep["r"] for ep in agent.ep_info_buffer]  # the last 100 dream episodes
     results = {"obs": args.obs, "timesteps": args.timesteps, "envs": envs,
-               "temperature": args.temperature, "first_seed": seed}
+               "temperature": args.temperature, "first_seed": seed,
+               "dream_last_episodes": {"mean": float(np.mean(dream)), "n": len(dream)}}
+    print(f"dream (last {len(dream)} training episodes): {np.mean(dream):.1f}")
     if args.obs == "latent":
         model = load_model(args.model)
         results["real"] = evaluate_controller(

@@ -12,12 +12,11 @@ from dream_gym.zoo import resolve
 
 EPISODES = 30
 
-# Measured in issue 2's session: no controller evolved in this dream beats the random policy
-# in real VizDoom yet (shipped: 183 +- 51 vs random 241 +- 123, 100 episodes from seed 10000). These
-# tests state the goal; strict xfail makes CI fail the day they start passing, so the mark
-# is removed with the fix rather than forgotten.
+# Measured for issue 2: no controller evolved in this dream beats the random policy in real
+# VizDoom yet (shipped: 181 +- 48 vs random 241 +- 123, 100 episodes from seed 10000; PPO in
+# the same dream: 181 +- 48). These tests state the goal; strict xfail makes CI fail the day
+# they start passing, so the mark is removed with the fix rather than forgotten.
 NOT_YET = pytest.mark.xfail(strict=True, reason="dream does not yet transfer; see CARD.md")
-
 
 
 
