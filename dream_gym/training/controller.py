@@ -85,7 +85,9 @@ def train_in_dream(model_dir: str | Path, cfg: ControllerTrainConfig, run_dir: s
     desc = f"CMA-ES in dream (tau={cfg.temperature})"
     if time_limit is not None:  # a time budget, not a generation count, ends the run
         desc += f", budget {time_limit / 60:g} min"
-    bar = tqdm(range(start_gen, cfg.generations), initial=start_gen,
+    gens = range(start_gen, cfg.generations)
+    # under a time budget, hide the (nominal) generation total: iter() has no len for tqdm
+    bar = tqdm(gens if time_limit is None else iter(gens), initial=start_gen,
                total=cfg.generations if time_limit is None else None, desc=desc,
                unit="gen", disable=not progress)
     for gen in bar:
