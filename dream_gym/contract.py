@@ -22,11 +22,7 @@ import torch
 
 from dream_gym.keyed_random import new_keys
 
-__all__ = ["State", "Transition", "WorldModel", "select_rows", "merge_rows", "seed_dreams",
-           "NOISE_KEYS"]
-
-NOISE_KEYS = ("key", "t")
-"""State entries that carry a dream's random stream (see :func:`seed_dreams`)."""
+__all__ = ["State", "Transition", "WorldModel", "select_rows", "merge_rows", "seed_dreams"]
 
 State = dict[str, torch.Tensor]
 

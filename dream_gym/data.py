@@ -8,6 +8,7 @@ by skipping the shards that already exist, and shard ``i`` always uses the same 
 
 from __future__ import annotations
 
+import dataclasses
 import multiprocessing as mp
 import os
 from dataclasses import dataclass
@@ -152,6 +153,5 @@ def load_episodes(data_dir: str | Path, max_shards: int | None = None) -> Episod
 def concat_episodes(parts: list[Episodes]) -> Episodes:
     """One :class:`Episodes` holding all of ``parts`` in order (e.g. the random data set and
     the rounds of iterative training)."""
-    return Episodes(**{f: np.concatenate([getattr(p, f) for p in parts])
-                       for f in ("frames", "actions", "rewards", "dones", "gamevars",
-                                 "lengths")})
+    return Episodes(**{f.name: np.concatenate([getattr(p, f.name) for p in parts])
+                       for f in dataclasses.fields(Episodes)})

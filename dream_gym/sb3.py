@@ -27,6 +27,8 @@ from stable_baselines3.common.vec_env.base_vec_env import (
 )
 from tqdm import tqdm
 
+from dream_gym.envs.core import obs_row
+
 __all__ = ["SB3VecEnv", "make_sb3_vec_env", "TqdmCallback"]
 
 
@@ -81,7 +83,7 @@ class SB3VecEnv(VecEnv):
         infos: list[dict[str, Any]] = [{} for _ in range(self.num_envs)]
         if dones.any():
             for i in np.flatnonzero(dones):
-                infos[i]["terminal_observation"] = _row(obs, i)
+                infos[i]["terminal_observation"] = obs_row(obs, i)
                 infos[i]["TimeLimit.truncated"] = bool(truncated[i] and not terminated[i])
             obs, _ = self.venv.reset(options={"reset_mask": dones})  # SB3: reset now
         return obs, rewards.astype(np.float32), dones, infos
@@ -108,10 +110,6 @@ class SB3VecEnv(VecEnv):
     def env_is_wrapped(self, wrapper_class: type[gym.Wrapper],
                        indices: VecEnvIndices = None) -> list[bool]:
         return [False for _ in self._get_indices(indices)]
-
-
-def _row(obs: Any, i: int) -> Any:
-    return {k: v[i].copy() for k, v in obs.items()} if isinstance(obs, dict) else obs[i].copy()
 
 
 def make_sb3_vec_env(env_id: str, num_envs: int,

@@ -15,11 +15,11 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from dream_gym.contract import State, WorldModel, seed_dreams
+from dream_gym.contract import State, seed_dreams
 from dream_gym.envs.latent import latent_space
 from dream_gym.games import FRAME_SIZE, get_game, resize_frame
 
-__all__ = ["DreamCore", "upscale"]
+__all__ = ["DreamCore", "upscale", "obs_row"]
 
 
 def upscale(frames: torch.Tensor, hw: tuple[int, int]) -> np.ndarray:
@@ -29,10 +29,15 @@ def upscale(frames: torch.Tensor, hw: tuple[int, int]) -> np.ndarray:
     return x.round_().clamp_(0, 255).to(torch.uint8).movedim(1, -1).cpu().numpy()
 
 
+def obs_row(obs: np.ndarray | dict[str, np.ndarray], i: int) -> np.ndarray | dict:
+    """A copy of row ``i`` of a batched (array or Dict) observation."""
+    return {k: v[i].copy() for k, v in obs.items()} if isinstance(obs, dict) else obs[i].copy()
+
+
 class DreamCore:
     """N dreams, their states and the real game's interface around them."""
 
-    def __init__(self, model: str | WorldModel, num_dreams: int, obs_type: str = "pixels",
+    def __init__(self, model: str, num_dreams: int, obs_type: str = "pixels",
                  temperature: float = 1.0, max_episode_steps: int | None = None,
                  game: str | None = None, device: str = "cpu") -> None:
         from dream_gym.zoo import load_contexts, load_model
@@ -42,7 +47,7 @@ class DreamCore:
         if not np.isfinite(temperature) or temperature <= 0:
             raise ValueError(f"temperature must be a positive number, got {temperature!r}.")
         if not isinstance(model, str):
-            raise TypeError("Pass a zoo name or model folder as `model`.")
+            raise TypeError("Pass a zoo name or model folder (a str) as `model`.")
         self.contexts = load_contexts(model)
         self.model = load_model(model, device, game=game)
         self.game = get_game(self.model.game)

@@ -7,7 +7,6 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from dream_gym.contract import WorldModel
 from dream_gym.envs.core import DreamCore
 
 __all__ = ["DreamEnv"]
@@ -60,7 +59,7 @@ class DreamEnv(gym.Env):
 
     metadata = {"render_modes": ["rgb_array", "human"], "render_fps": 35}
 
-    def __init__(self, model: str | WorldModel = "takecover", obs_type: str = "pixels",
+    def __init__(self, model: str = "takecover", obs_type: str = "pixels",
                  temperature: float = 1.0, render_mode: str | None = None,
                  max_episode_steps: int | None = None, game: str | None = None,
                  device: str = "cpu") -> None:

@@ -9,7 +9,7 @@ from gymnasium.utils import seeding
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
-from dream_gym.envs.core import DreamCore
+from dream_gym.envs.core import DreamCore, obs_row
 
 __all__ = ["DreamVectorEnv"]
 
@@ -94,7 +94,10 @@ class DreamVectorEnv(VectorEnv):
         if self.autoreset_mode == AutoresetMode.NEXT_STEP:
             self._needs_reset = ended
         elif ended.any():  # SAME_STEP
-            infos["final_obs"] = self._rows_of(self._core.observations(), ended)
+            obs = self._core.observations()
+            infos["final_obs"] = np.full(self.num_envs, None, dtype=object)
+            for i in np.flatnonzero(ended):
+                infos["final_obs"][i] = obs_row(obs, i)
             infos["final_info"] = {}
             infos["_final_obs"] = ended.copy()
             rows = np.flatnonzero(ended)
@@ -114,12 +117,3 @@ class DreamVectorEnv(VectorEnv):
             raise ValueError(f"Got {len(seed)} seeds for {self.num_envs} envs; pass one int "
                              "or one seed per env.")
         return list(seed)
-
-    def _rows_of(self, obs: np.ndarray | dict[str, np.ndarray], mask: np.ndarray):
-        """Per-env copies of the rows in ``mask`` (None elsewhere), Gymnasium's final_obs."""
-        out = np.full(self.num_envs, None, dtype=object)
-        for i in np.flatnonzero(mask):
-            out[i] = ({k: v[i].copy() for k, v in obs.items()} if isinstance(obs, dict)
-                      else obs[i].copy())
-        return out
-
