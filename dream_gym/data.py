@@ -45,7 +45,7 @@ class Episodes:
     ``rewards[t]`` and ``dones[t]`` came back. ``lengths`` splits them into episodes."""
 
     frames: np.ndarray  # (N, 64, 64, 3) uint8
-    actions: np.ndarray  # (N,) int64
+    actions: np.ndarray  # (N,) int64 discrete, (N, A) float32 continuous
     rewards: np.ndarray  # (N,) float32
     dones: np.ndarray  # (N,) bool
     gamevars: np.ndarray  # (N, G) float32
@@ -56,24 +56,24 @@ class Episodes:
         return np.concatenate([[0], np.cumsum(self.lengths)[:-1]]).astype(np.int64)
 
 
-def random_held_actions(rng: np.random.Generator, num_actions: int, max_hold: int):
-    """Yield random actions, each repeated a random 1..max_hold times."""
+def random_held_actions(rng: np.random.Generator, game: GameSpec, max_hold: int):
+    """Yield the game's random actions, each repeated a random 1..max_hold times."""
     while True:
-        action = int(rng.integers(num_actions))
+        action = game.sample_actions(rng, 1)[0]
         for _ in range(int(rng.integers(1, max_hold + 1))):
             yield action
 
 
 def _rollout(game: GameSpec, env, seed: int, cfg: CollectConfig) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(seed)
-    policy = random_held_actions(rng, game.num_actions, cfg.max_hold)
+    policy = random_held_actions(rng, game, cfg.max_hold)
     obs, _ = env.reset(seed=seed)
     frames, actions, rewards, dones, gamevars = [], [], [], [], []
     for _ in range(cfg.max_steps):
         action = next(policy)
         frames.append(game.frame(obs))
         gamevars.append(game.gamevars(obs))
-        obs, reward, terminated, truncated, _ = env.step(action)
+        obs, reward, terminated, truncated, _ = env.step(game.env_action(action))
         actions.append(action)
         rewards.append(reward)
         dones.append(terminated)
@@ -81,7 +81,7 @@ def _rollout(game: GameSpec, env, seed: int, cfg: CollectConfig) -> dict[str, np
             break
     return {
         "frames": np.stack(frames),
-        "actions": np.asarray(actions, np.int64),
+        "actions": np.asarray(actions, game.action_dtype),
         "rewards": np.asarray(rewards, np.float32),
         "dones": np.asarray(dones, bool),
         "gamevars": np.stack(gamevars),

@@ -66,7 +66,7 @@ def evaluate_controller(model: WorldModel,
     """Run ``controller`` on the model's latent features of the real game.
 
     ``controller`` is a :class:`LinearController` or any function from a batch of features
-    (B, feature_dim) to actions (B,), e.g. a stable-baselines3 policy's ``predict``.
+    (B, feature_dim) to actions (B, *action_shape), e.g. a stable-baselines3 policy's ``predict``.
 
     ``num_envs`` real games run in lockstep so the model encodes and steps them in one batch;
     episode i always uses seed ``seed + i`` whatever env runs it.
@@ -87,7 +87,7 @@ def evaluate_controller(model: WorldModel,
     ret, steps = np.zeros(n), np.zeros(n, dtype=np.int64)
     active = np.ones(n, bool)
     obs = [env.reset(seed=seed + ep)[0] for env, ep in zip(envs, episode, strict=True)]
-    no_actions = torch.zeros((n, 0), dtype=torch.long)
+    no_actions = torch.zeros((n, 0, *spec.action_shape))
 
     def frames() -> torch.Tensor:
         return torch.from_numpy(np.stack([spec.frame(o) for o in obs]))
@@ -97,17 +97,19 @@ def evaluate_controller(model: WorldModel,
            else controller)
     rng = np.random.default_rng(seed)
     held = np.zeros(n, np.int64)  # steps left of a random exploration action, per slot
-    held_action = np.zeros(n, np.int64)
-    recorder = _Recorder(n, episodes) if record is not None else None
+    held_action = np.zeros((n, *spec.action_shape), spec.action_dtype)
+    mask_shape = (n,) + (1,) * len(spec.action_shape)
+    recorder = _Recorder(n, episodes, spec.action_dtype) if record is not None else None
     bar = tqdm(total=episodes, desc="real game, controller", disable=not progress)
     while active.any():
-        actions = torch.as_tensor(act(model.features(state))).long().cpu()
+        actions = torch.as_tensor(act(model.features(state))).cpu()
+        actions = actions.long() if spec.discrete else actions.float()
         if explore > 0:
             start = (held == 0) & (rng.random(n) < explore)
-            held_action[start] = rng.integers(spec.num_actions, size=int(start.sum()))
+            held_action[start] = spec.sample_actions(rng, int(start.sum()))
             held[start] = rng.integers(1, max_hold + 1, size=int(start.sum()))
-            actions = torch.where(torch.from_numpy(held > 0), torch.from_numpy(held_action),
-                                  actions)
+            actions = torch.where(torch.from_numpy(held > 0).view(mask_shape),
+                                  torch.from_numpy(held_action), actions)
             held = np.maximum(held - 1, 0)
         fresh = torch.zeros(n, dtype=torch.bool)
         for i, env in enumerate(envs):
@@ -115,12 +117,12 @@ def evaluate_controller(model: WorldModel,
                 continue
             if recorder is not None:
                 recorder.before(i, spec.frame(obs[i]), spec.gamevars(obs[i]))
-            obs[i], r, term, trunc, _ = env.step(int(actions[i]))
+            obs[i], r, term, trunc, _ = env.step(spec.env_action(actions[i].numpy()))
             ret[i] += float(r)
             steps[i] += 1
             ended = term or trunc or (max_steps is not None and steps[i] >= max_steps)
             if recorder is not None:
-                recorder.after(i, int(actions[i]), float(r), bool(term), episode[i], ended)
+                recorder.after(i, actions[i].numpy(), float(r), bool(term), episode[i], ended)
             if ended:
                 returns[episode[i]] = ret[i]
                 bar.update()
@@ -151,7 +153,8 @@ def evaluate_controller(model: WorldModel,
 class _Recorder:
     """Per-slot buffers that become whole episodes (the shard format) when they end."""
 
-    def __init__(self, slots: int, episodes: int) -> None:
+    def __init__(self, slots: int, episodes: int, action_dtype: type) -> None:
+        self.action_dtype = action_dtype
         self.buf: list[dict[str, list]] = [self._empty() for _ in range(slots)]
         self._done: list[dict[str, np.ndarray] | None] = [None] * episodes
 
@@ -163,7 +166,7 @@ class _Recorder:
         self.buf[slot]["frames"].append(frame)
         self.buf[slot]["gamevars"].append(gamevars)
 
-    def after(self, slot: int, action: int, reward: float, terminated: bool, episode: int,
+    def after(self, slot: int, action: np.ndarray, reward: float, terminated: bool, episode: int,
               ended: bool) -> None:
         b = self.buf[slot]
         b["actions"].append(action)
@@ -172,7 +175,7 @@ class _Recorder:
         if ended:
             self._done[episode] = {
                 "frames": np.stack(b["frames"]), "gamevars": np.stack(b["gamevars"]),
-                "actions": np.asarray(b["actions"], np.int64),
+                "actions": np.asarray(b["actions"], self.action_dtype),
                 "rewards": np.asarray(b["rewards"], np.float32),
                 "dones": np.asarray(b["dones"], bool),
             }

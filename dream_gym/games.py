@@ -2,7 +2,8 @@
 
 A :class:`GameSpec` is everything the library must know about a real game that is not
 learned: how to make it, how its frames are shrunk to the model's 64x64 input, how its
-actions are fed to a model, and which game variables sit beside the screen.
+actions (discrete or continuous) are fed to a model and drawn at random, and which game
+variables sit beside the screen.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
+import torch
 from PIL import Image
 
 __all__ = ["GameSpec", "GAMES", "get_game", "resize_frame"]
@@ -39,22 +41,31 @@ class GameSpec:
     Attributes:
         name: short name used by the zoo and the ``Dream-<name>-v0`` ids.
         env_id: the real game's Gymnasium id.
-        num_actions: size of the Discrete action space (the model sees a one-hot).
+        action_dim: Discrete games: the number of actions (the model sees a one-hot);
+            continuous games: the size of the Box action.
         screen_key: key of the pixels in a Dict observation, or None for a Box observation.
         max_episode_steps: the real game's truncation limit (None: the game has none).
         make_fn: builds the real env.
+        discrete: whether the action space is Discrete (else a Box of ``action_dim``).
         controller_outputs: outputs of the paper's linear controller for this game.
         controller_action: maps the controller's tanh outputs (B, outputs) to env actions.
+        random_action: one random action of a continuous game (the data-collection policy
+            holds it for a few steps); discrete games draw uniformly.
+        crop_rows: rows of the screen the model sees (CarRacing: above the dashboard).
     """
 
     name: str
     env_id: str
-    num_actions: int
+    action_dim: int
     screen_key: str | None
     max_episode_steps: int | None
     make_fn: Callable[..., gym.Env] = field(repr=False)
+    discrete: bool = True
     controller_outputs: int = 1
     controller_action: Callable[[Any], Any] | None = field(repr=False, default=None)
+    random_action: Callable[[np.random.Generator], np.ndarray] | None = \
+        field(repr=False, default=None)
+    crop_rows: tuple[int, int] | None = None
 
     def make(self, **kwargs: Any) -> gym.Env:
         return self.make_fn(self.env_id, **kwargs)
@@ -78,11 +89,44 @@ class GameSpec:
 
     def frame(self, obs: Any) -> np.ndarray:
         """The real observation as the model's 64x64x3 uint8 input."""
-        return resize_frame(self.screen(obs))
+        return self.screen_frame(self.screen(obs))
 
-    def action_features(self, actions: np.ndarray) -> np.ndarray:
-        """One-hot float32 features of a batch of discrete actions."""
-        return np.eye(self.num_actions, dtype=np.float32)[np.asarray(actions, dtype=np.int64)]
+    def screen_frame(self, screen: np.ndarray) -> np.ndarray:
+        """A real screen (H, W, 3) as the model's 64x64x3 uint8 input."""
+        if self.crop_rows is not None:
+            screen = screen[self.crop_rows[0] : self.crop_rows[1]]
+        return resize_frame(screen)
+
+    # --- actions ----------------------------------------------------------------------------
+    @property
+    def action_dtype(self) -> type:
+        return np.int64 if self.discrete else np.float32
+
+    @property
+    def action_shape(self) -> tuple[int, ...]:
+        """Shape of one action as stored and stepped: () discrete, (action_dim,) continuous."""
+        return () if self.discrete else (self.action_dim,)
+
+    def action_features(self, actions: Any) -> Any:
+        """Float32 model inputs (..., action_dim) of a batch of actions (NumPy or torch):
+        a one-hot of discrete actions, continuous actions as they are."""
+        if isinstance(actions, torch.Tensor):
+            if self.discrete:
+                return torch.nn.functional.one_hot(actions.long(), self.action_dim).float()
+            return actions.float()
+        if self.discrete:
+            return np.eye(self.action_dim, dtype=np.float32)[np.asarray(actions, np.int64)]
+        return np.asarray(actions, np.float32)
+
+    def sample_actions(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        """``n`` random actions (n, *action_shape) of the data-collection policy."""
+        if self.discrete:
+            return rng.integers(self.action_dim, size=n)
+        return np.stack([self.random_action(rng) for _ in range(n)]).astype(np.float32)
+
+    def env_action(self, action: Any) -> Any:
+        """One stored action as the real env's ``step`` takes it."""
+        return int(action) if self.discrete else np.asarray(action, np.float32)
 
 
 def _takecover_action(a):
@@ -93,16 +137,42 @@ def _takecover_action(a):
     return (a > 1 / 3) * 1 + (a < -1 / 3) * 2
 
 
+def _carracing_action(a):
+    """Seed 003: three tanh outputs -> steer a0, gas (a1 + 1) / 2, brake clip(a2, 0, 1)."""
+    stack = torch.stack if isinstance(a, torch.Tensor) else np.stack
+    return stack([a[..., 0], (a[..., 1] + 1) / 2, a[..., 2].clip(0, 1)], -1)
+
+
+def _carracing_random_action(rng: np.random.Generator) -> np.ndarray:
+    """Steer anywhere, some gas, brake now and then: a uniform brake stops the car so often
+    that random play would never leave the start."""
+    brake = rng.uniform(0, 1) if rng.random() < 0.1 else 0.0
+    return np.array([rng.uniform(-1, 1), rng.uniform(0, 1), brake], np.float32)
+
+
 GAMES: dict[str, GameSpec] = {
     "TakeCover": GameSpec(
         name="TakeCover",
         env_id="VizdoomTakeCover-v1",
-        num_actions=3,  # 0 no-op, 1 MOVE_RIGHT, 2 MOVE_LEFT (ViZDoom's button map)
+        action_dim=3,  # 0 no-op, 1 MOVE_RIGHT, 2 MOVE_LEFT (ViZDoom's button map)
         screen_key="screen",
         max_episode_steps=None,  # the scenario has no timeout: it ends when the player dies
         make_fn=_make_vizdoom,
         controller_outputs=1,
         controller_action=_takecover_action,
+    ),
+    "CarRacing": GameSpec(
+        name="CarRacing",
+        env_id="CarRacing-v3",
+        action_dim=3,  # steer [-1, 1], gas [0, 1], brake [0, 1]
+        screen_key=None,
+        max_episode_steps=1000,  # CarRacing-v3's TimeLimit
+        make_fn=gym.make,
+        discrete=False,
+        controller_outputs=3,
+        controller_action=_carracing_action,
+        random_action=_carracing_random_action,
+        crop_rows=(0, 84),  # seed 003's code drops the 12-row dashboard before resizing
     ),
 }
 

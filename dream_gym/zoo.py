@@ -73,7 +73,7 @@ def load_model(model: str | Path, device: str | torch.device = "cpu",
 
 def load_contexts(model: str | Path) -> dict[str, torch.Tensor]:
     """The real starting contexts shipped with a model: ``frames`` (N, T, 64, 64, 3) uint8,
-    ``actions`` (N, T - 1) int64 and ``gamevars`` (N, G) seen with the last frame."""
+    ``actions`` (N, T - 1, *action_shape) and ``gamevars`` (N, G) seen with the last frame."""
     t = load_tensors(resolve(model) / "contexts.safetensors")
     missing = {"frames", "actions", "gamevars"} - set(t)
     if missing:

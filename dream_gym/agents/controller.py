@@ -51,8 +51,9 @@ class LinearController:
         return torch.tanh(y)
 
     def act(self, features: torch.Tensor, member: torch.Tensor | None = None) -> torch.Tensor:
-        """Env actions (B,) for features (B, in)."""
-        return torch.as_tensor(self.game.controller_action(self.outputs(features, member))).long()
+        """Env actions (B, *action_shape) for features (B, in)."""
+        a = torch.as_tensor(self.game.controller_action(self.outputs(features, member)))
+        return a.long() if self.game.discrete else a.float()
 
     def save(self, path_stem: str | Path, meta: dict) -> None:
         p = Path(path_stem)

@@ -17,16 +17,27 @@ import torch
 
 from dream_gym.contract import State, seed_dreams
 from dream_gym.envs.latent import latent_space
-from dream_gym.games import FRAME_SIZE, get_game, resize_frame
+from dream_gym.games import FRAME_SIZE, get_game
 
 __all__ = ["DreamCore", "upscale", "obs_row"]
 
 
-def upscale(frames: torch.Tensor, hw: tuple[int, int]) -> np.ndarray:
-    """(B, 64, 64, 3) uint8 model frames -> (B, H, W, 3) uint8 at the real screen size."""
+def upscale(frames: torch.Tensor, hw: tuple[int, int],
+            rows: tuple[int, int] | None = None) -> np.ndarray:
+    """(B, 64, 64, 3) uint8 model frames -> (B, H, W, 3) uint8 at the real screen size.
+
+    ``rows``: the screen rows the model sees (:attr:`GameSpec.crop_rows`); the frame fills
+    them and the rest (CarRacing's dashboard, which the model never sees) stays black."""
+    top, bottom = rows if rows is not None else (0, hw[0])
     x = frames.movedim(-1, 1).float()
-    x = torch.nn.functional.interpolate(x, size=hw, mode="bilinear", align_corners=False)
-    return x.round_().clamp_(0, 255).to(torch.uint8).movedim(1, -1).cpu().numpy()
+    x = torch.nn.functional.interpolate(x, size=(bottom - top, hw[1]), mode="bilinear",
+                                        align_corners=False)
+    x = x.round_().clamp_(0, 255).to(torch.uint8).movedim(1, -1).cpu().numpy()
+    if (top, bottom) == (0, hw[0]):
+        return x
+    out = np.zeros((len(x), *hw, 3), np.uint8)
+    out[:, top:bottom] = x
+    return out
 
 
 def obs_row(obs: np.ndarray | dict[str, np.ndarray], i: int) -> np.ndarray | dict:
@@ -100,31 +111,38 @@ class DreamCore:
         return tr.reward.cpu().numpy().astype(np.float32), terminated, truncated
 
     def check_actions(self, actions: Any, env_id: str) -> np.ndarray:
-        """Validate N actions (one scalar when N = 1) against the real action space."""
+        """Validate N actions (one action when N = 1) against the real action space."""
         arr = np.asarray(actions)
-        if self.n == 1 and arr.ndim == 0:
+        shape, space = self.game.action_shape, self.action_space
+        if self.n == 1 and arr.shape == shape:
             arr = arr[None]
+        if self.game.discrete:
+            what = "an int" if self.n == 1 else f"{self.n} ints"
+        else:
+            what = f"an array of shape {shape}" if self.n == 1 else f"an array ({self.n}, *{shape})"
         if arr.dtype.kind == "f" and np.isnan(arr).any():
-            raise ValueError(f"Action is NaN; {env_id} takes ints in {self.action_space}. "
+            raise ValueError(f"Action is NaN; {env_id} takes {what} in {space}. "
                              "Check your policy's output.")
-        space = self.action_space
-        if isinstance(space, gym.spaces.Discrete):
+        if arr.shape != (self.n, *shape):
+            ok = False
+        elif isinstance(space, gym.spaces.Discrete):
             ok = arr.dtype.kind in "iu" and bool(np.all((arr >= space.start)
                                                         & (arr < space.start + space.n)))
-        else:
-            ok = all(space.contains(x) for x in arr)
-        if arr.shape[:1] != (self.n,) or not ok:
-            what = "an int" if self.n == 1 else f"{self.n} ints"
+        else:  # any real dtype within the bounds, as the real Box2D game accepts
+            ok = arr.dtype.kind in "iuf" and bool(np.all((arr >= space.low)
+                                                           & (arr <= space.high)))
+        if not ok:
             raise ValueError(
                 f"Invalid action {actions!r} (type {type(actions).__name__}) for {env_id}: "
                 f"it takes {what} in {space}, as the real {self.game.env_id} does.")
-        return arr.astype(np.int64)
+        return arr.astype(self.game.action_dtype)
 
     # --- observations -----------------------------------------------------------------------
     def screens(self) -> np.ndarray:
         """(N, H, W, 3) uint8 dream frames at the real screen size, decoded once per step."""
         if self._screens is None:
-            self._screens = upscale(self.model.render(self.state), self.screen_hw)
+            self._screens = upscale(self.model.render(self.state), self.screen_hw,
+                                    self.game.crop_rows)
         return self._screens
 
     def observations(self) -> np.ndarray | dict[str, np.ndarray]:
@@ -152,15 +170,17 @@ class DreamCore:
     def _user_context(self, ctx: dict[str, Any]):
         try:
             frames = np.asarray(ctx["frames"], np.uint8)
-            actions = np.asarray(ctx.get("actions", np.zeros(len(frames) - 1)), np.int64)
+            actions = np.asarray(
+                ctx.get("actions", np.zeros((len(frames) - 1, *self.game.action_shape))),
+                self.game.action_dtype)
             gamevars = np.asarray(ctx.get("gamevars", self.contexts["gamevars"][0]), np.float32)
         except (KeyError, TypeError) as e:
             raise ValueError("options['context'] needs 'frames' (T, H, W, 3) uint8 and "
-                             "optionally 'actions' (T - 1,) and 'gamevars'.") from e
+                             "optionally 'actions' (T - 1, ...) and 'gamevars'.") from e
         if frames.ndim != 4 or frames.shape[-1] != 3 or len(actions) != len(frames) - 1:
             raise ValueError(
                 f"Context frames must be (T, H, W, 3) with T - 1 actions; got frames "
                 f"{frames.shape} and {len(actions)} actions.")
         if frames.shape[1:3] != (FRAME_SIZE, FRAME_SIZE):
-            frames = np.stack([resize_frame(f) for f in frames])
+            frames = np.stack([self.game.screen_frame(f) for f in frames])
         return torch.from_numpy(frames), torch.from_numpy(actions), torch.from_numpy(gamevars)

@@ -58,14 +58,14 @@ class RealLatentObservation(gym.Wrapper, gym.utils.RecordConstructorArgs):
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         obs, info = self.env.reset(seed=seed, options=options)
-        self._state = self.model.initial_state(self._frame(obs)[:, None],
-                                               torch.zeros((1, 0), dtype=torch.long))
+        no_actions = torch.zeros((1, 0, *self.spec_game.action_shape))
+        self._state = self.model.initial_state(self._frame(obs)[:, None], no_actions)
         info["real_obs"] = obs
         return self._obs(), info
 
     def step(self, action):
         obs, reward, terminated, truncated, info = self.env.step(action)
-        self._state = self.model.observe(self._state, torch.as_tensor([int(action)]),
-                                         self._frame(obs))
+        a = torch.as_tensor(np.asarray(action, self.spec_game.action_dtype))[None]
+        self._state = self.model.observe(self._state, a, self._frame(obs))
         info["real_obs"] = obs
         return self._obs(), reward, terminated, truncated, info

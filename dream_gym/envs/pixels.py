@@ -19,7 +19,7 @@ from gymnasium.wrappers import TransformObservation
 
 from dream_gym.contract import WorldModel
 from dream_gym.envs.core import upscale
-from dream_gym.games import FRAME_SIZE, resize_frame
+from dream_gym.games import FRAME_SIZE, get_game, resize_frame
 
 __all__ = ["ScreenObservation", "ModelView"]
 
@@ -71,13 +71,15 @@ class ModelView(TransformObservation, gym.utils.RecordConstructorArgs):
         key = _screen_key(env.observation_space)
         screen_space = env.observation_space[key] if key else env.observation_space
         hw = tuple(screen_space.shape[:2])
+        game = get_game(model.game)
+        no_actions = torch.zeros((1, 0, *game.action_shape), dtype=torch.float32)
 
         @torch.no_grad()
         def func(obs: Any) -> Any:
             screen = obs[key] if key else obs
-            frame = torch.from_numpy(resize_frame(screen))[None]
-            state = model.initial_state(frame[:, None], torch.zeros((1, 0), dtype=torch.long))
-            view = upscale(model.render(state), hw)[0]
+            frame = torch.from_numpy(game.screen_frame(screen))[None]
+            state = model.initial_state(frame[:, None], no_actions)
+            view = upscale(model.render(state), hw, game.crop_rows)[0]
             return {**obs, key: view} if key else view
 
         TransformObservation.__init__(self, env, func, env.observation_space)

@@ -75,7 +75,7 @@ class SequenceSampler:
         out = {
             "z": np.zeros((batch, L, zdim), np.float32),
             "z_next": np.zeros((batch, L, zdim), np.float32),
-            "a": np.zeros((batch, L, self.game.num_actions), np.float32),
+            "a": np.zeros((batch, L, self.game.action_dim), np.float32),
             "reward": np.zeros((batch, L), np.float32),
             "done": np.zeros((batch, L), np.float32),
             "gamevars": np.zeros((batch, L, self.ep.gamevars.shape[1]), np.float32),

@@ -17,6 +17,7 @@ import torch
 
 from dream_gym.checkpoint import load_json, load_tensors, save_json, save_tensors
 from dream_gym.data import CollectConfig, collect, load_episodes
+from dream_gym.games import get_game
 from dream_gym.training.common import default_device, pick
 from dream_gym.training.mdnrnn import MDNRNNTrainConfig, SequenceSampler, train_mdnrnn
 from dream_gym.training.vae import VAETrainConfig, encode_episodes, train_vae
@@ -81,7 +82,7 @@ def run_recipe(recipe_path: str | Path, runs_root: str | Path = "runs",
     gamevar_scale = float(max(1.0, np.abs(episodes.gamevars).max())) \
         if episodes.gamevars.size else 1.0
     rnn_cfg = pick(MDNRNNConfig, r["mdnrnn"], z_dim=vae_cfg.z_dim,
-                    action_dim=_num_actions(r["game"]), gamevars=episodes.gamevars.shape[1])
+                    action_dim=get_game(r["game"]).action_dim, gamevars=episodes.gamevars.shape[1])
 
     def rnn_stage():
         from dream_gym.world_models.vae import ConvVAE
@@ -95,7 +96,8 @@ def run_recipe(recipe_path: str | Path, runs_root: str | Path = "runs",
         vae = ConvVAE(vae_cfg)
         vae.load_state_dict(load_tensors(vae_path))
         WorldModelsDream(r["game"], vae, rnn, gamevar_scale,
-                         r["mdnrnn"].get("done_mode", "bernoulli")).save(model_dir)
+                         r["mdnrnn"].get("done_mode", "bernoulli"),
+                         r.get("controller", {}).get("features", "zh")).save(model_dir)
         _save_contexts(episodes, model_dir, r.get("context", {}).get("count", 64), seed)
 
     stages.run("mdnrnn", rnn_stage)
@@ -139,12 +141,6 @@ def _evaluate_stage(model_dir: Path, section: dict[str, Any], device: torch.devi
     return {"real": meta["real_score"], "random": meta["random_score"]}
 
 
-def _num_actions(game: str) -> int:
-    from dream_gym.games import get_game
-
-    return get_game(game).num_actions
-
-
 def _save_contexts(episodes, model_dir: Path, count: int, seed: int) -> None:
     """Ship the first frame of ``count`` real episodes: the dream's starting contexts."""
     rng = np.random.default_rng(seed)
@@ -153,6 +149,7 @@ def _save_contexts(episodes, model_dir: Path, count: int, seed: int) -> None:
     first = episodes.starts[eps]
     save_tensors(model_dir / "contexts.safetensors", {
         "frames": torch.from_numpy(np.ascontiguousarray(episodes.frames[first][:, None])),
-        "actions": torch.zeros((len(eps), 0), dtype=torch.int64),
+        "actions": torch.from_numpy(episodes.actions[:0]).reshape(
+            len(eps), 0, *episodes.actions.shape[1:]),
         "gamevars": torch.from_numpy(np.ascontiguousarray(episodes.gamevars[first])),
     })

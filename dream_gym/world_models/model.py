@@ -18,6 +18,7 @@ __all__ = ["WorldModelsDream", "FAMILY", "DONE_MODES"]
 
 FAMILY = "world_models"
 DONE_MODES = ("threshold", "bernoulli")
+FEATURES = ("zh", "zhc")
 
 
 class WorldModelsDream(torch.nn.Module):
@@ -27,19 +28,25 @@ class WorldModelsDream(torch.nn.Module):
     ``"threshold"`` ends the dream when M's done logit is positive (deterministic given the
     sampled z). Which one gives a faithful dream depends on how sharp M's done head is; the
     model card gives what was measured.
+
+    Features (what C and a latent agent see): ``"zh"`` is ``[z, h]`` (seed 003's equation);
+    ``"zhc"`` adds the LSTM cell ``c``, as seed 003's 1,088-parameter Doom controller
+    (64 + 512 + 512 inputs) did; ``c`` carries the slower memory a sweeping policy needs.
     """
 
     def __init__(self, game: str, vae: ConvVAE, rnn: MDNRNN, gamevar_scale: float = 1.0,
-                 done_mode: str = "bernoulli") -> None:
+                 done_mode: str = "bernoulli", features: str = "zh") -> None:
         super().__init__()
         self.game = game
         self.spec = get_game(game)
         self.vae, self.rnn = vae.eval(), rnn.eval()
         self.gamevar_scale = gamevar_scale
-        self.feature_dim = vae.cfg.z_dim + rnn.cfg.hidden
         if done_mode not in DONE_MODES:
             raise ValueError(f"done_mode must be one of {DONE_MODES}, got {done_mode!r}")
-        self.done_mode = done_mode
+        if features not in FEATURES:
+            raise ValueError(f"features must be one of {FEATURES}, got {features!r}")
+        self.done_mode, self.feature_kind = done_mode, features
+        self.feature_dim = vae.cfg.z_dim + rnn.cfg.hidden * (len(features) - 1)
         self.requires_grad_(False)
 
     @property
@@ -87,7 +94,8 @@ class WorldModelsDream(torch.nn.Module):
         return {**state, "z": mu, "h": h, "c": c}
 
     def features(self, state: State) -> torch.Tensor:
-        return torch.cat([state["z"], state["h"]], -1)
+        parts = [state["z"], state["h"]] + ([state["c"]] if self.feature_kind == "zhc" else [])
+        return torch.cat(parts, -1)
 
     @torch.no_grad()
     def render(self, state: State) -> torch.Tensor:
@@ -96,7 +104,7 @@ class WorldModelsDream(torch.nn.Module):
 
     # --- helpers ---------------------------------------------------------------------------
     def _actions(self, actions: torch.Tensor) -> torch.Tensor:
-        return torch.nn.functional.one_hot(actions.long(), self.spec.num_actions).float()
+        return self.spec.action_features(actions)
 
     def _advance(self, state: State, actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         x = torch.cat([state["z"], self._actions(actions.to(self.device))], -1)
@@ -111,7 +119,7 @@ class WorldModelsDream(torch.nn.Module):
         save_tensors(d / "mdnrnn.safetensors", self.rnn.state_dict())
         save_json(d / "config.json", {
             "family": FAMILY, "game": self.game, "gamevar_scale": self.gamevar_scale,
-            "done_mode": self.done_mode,
+            "done_mode": self.done_mode, "features": self.feature_kind,
             "vae": asdict(self.vae.cfg), "mdnrnn": asdict(self.rnn.cfg),
         })
 
@@ -124,8 +132,9 @@ class WorldModelsDream(torch.nn.Module):
             rnn = MDNRNN(MDNRNNConfig(**config["mdnrnn"]))
             game, scale = config["game"], float(config["gamevar_scale"])
             done_mode = config.get("done_mode", "bernoulli")
+            features = config.get("features", "zh")
         except (KeyError, TypeError) as e:
             raise CheckpointError(f"{d / 'config.json'} is not a World Models config: {e}") from e
         load_state_dict(vae, d / "vae.safetensors")
         load_state_dict(rnn, d / "mdnrnn.safetensors")
-        return cls(game, vae, rnn, scale, done_mode).to(device)
+        return cls(game, vae, rnn, scale, done_mode, features).to(device)
