@@ -1,4 +1,4 @@
-"""The ``dream-gym`` command: demo, evaluate, train, zoo."""
+"""The ``dream-gym`` command: demo, evaluate, play, train, zoo."""
 
 from __future__ import annotations
 
@@ -75,6 +75,16 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_play(args: argparse.Namespace) -> int:
+    from dream_gym.play import play
+
+    env_id = args.env_id if ":" in args.env_id or not args.env_id.startswith("Dream-") \
+        else f"dream_gym:{args.env_id}"
+    returns = play(env_id, temperature=args.temperature, scale=args.scale, fps=args.fps)
+    print(f"episode returns: {[round(r, 1) for r in returns]}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="dream-gym", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -94,6 +104,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=10_000)
     p.add_argument("--json", action="store_true")
     p.set_defaults(fn=_cmd_evaluate)
+
+    p = sub.add_parser("play", help="drive a dream (or its real game) with the keyboard")
+    p.add_argument("env_id", help="e.g. Dream-CarRacing-v0, Dream-TakeCover-v0, CarRacing-v3")
+    p.add_argument("--temperature", type=float, default=1.0, help="starting tau ([ / ] change it)")
+    p.add_argument("--scale", type=int, default=5, help="window pixels per observation pixel")
+    p.add_argument("--fps", type=int, default=30)
+    p.set_defaults(fn=_cmd_play)
 
     p = sub.add_parser("train", help="run a recipe from training/ (resumable)")
     p.add_argument("recipe")

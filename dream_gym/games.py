@@ -122,7 +122,8 @@ class GameSpec:
         """``n`` random actions (n, *action_shape) of the data-collection policy."""
         if self.discrete:
             return rng.integers(self.action_dim, size=n)
-        return np.stack([self.random_action(rng) for _ in range(n)]).astype(np.float32)
+        return np.asarray([self.random_action(rng) for _ in range(n)],
+                          np.float32).reshape(n, self.action_dim)
 
     def env_action(self, action: Any) -> Any:
         """One stored action as the real env's ``step`` takes it."""

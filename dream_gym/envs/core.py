@@ -55,15 +55,14 @@ class DreamCore:
 
         if obs_type not in ("pixels", "latent"):
             raise ValueError(f"obs_type must be 'pixels' or 'latent', got {obs_type!r}.")
-        if not np.isfinite(temperature) or temperature <= 0:
-            raise ValueError(f"temperature must be a positive number, got {temperature!r}.")
         if not isinstance(model, str):
             raise TypeError("Pass a zoo name or model folder (a str) as `model`.")
         self.contexts = load_contexts(model)
         self.model = load_model(model, device, game=game)
         self.game = get_game(self.model.game)
         self.n = num_dreams
-        self.obs_type, self.temperature = obs_type, float(temperature)
+        self.obs_type = obs_type
+        self.set_temperature(temperature)
         self.max_episode_steps = max_episode_steps or self.game.max_episode_steps
         self.real_observation_space, self.action_space = self.game.real_spaces()
         self.observation_space = (latent_space(self.model) if obs_type == "latent"
@@ -75,6 +74,12 @@ class DreamCore:
         self.steps = np.zeros(num_dreams, np.int64)
         self.gamevars = np.zeros((num_dreams, self.contexts["gamevars"].shape[-1]), np.float32)
         self._screens: np.ndarray | None = None
+
+    def set_temperature(self, temperature: float) -> None:
+        """tau of seed 003 for the next steps (mixture logits / tau, sigma * sqrt(tau))."""
+        if not np.isfinite(temperature) or temperature <= 0:
+            raise ValueError(f"temperature must be a positive number, got {temperature!r}.")
+        self.temperature = float(temperature)
 
     # --- episodes ---------------------------------------------------------------------------
     def reset_rows(self, rows: np.ndarray, rngs: list[np.random.Generator],

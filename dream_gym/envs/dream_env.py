@@ -69,7 +69,7 @@ class DreamEnv(gym.Env):
         self.model_name = model
         self.model, self.game = self._core.model, self._core.game
         self.contexts = self._core.contexts
-        self.obs_type, self.temperature = obs_type, self._core.temperature
+        self.obs_type = obs_type
         self.render_mode = render_mode
         self.max_episode_steps = self._core.max_episode_steps
         self.observation_space = self._core.observation_space
@@ -106,6 +106,14 @@ class DreamEnv(gym.Env):
 
             pygame.display.quit()
             self._window = None
+
+    @property
+    def temperature(self) -> float:
+        return self._core.temperature
+
+    def set_temperature(self, temperature: float) -> None:
+        """Change tau between steps (the paper's live slider); the next step uses it."""
+        self._core.set_temperature(temperature)
 
     # --- helpers --------------------------------------------------------------------------
     @property
