@@ -18,7 +18,6 @@ import time
 from pathlib import Path
 
 import gymnasium as gym
-import numpy as np
 import torch
 
 import dream_gym  # noqa: F401  (registers the ids)
@@ -87,10 +86,10 @@ def batched(model_name: str, n: int, seconds: float) -> dict:
     before = rss_mib()
     venv = DreamVectorEnv(n, model=model_name, obs_type="latent")
     venv.reset(seed=0)
-    rng = np.random.default_rng(0)
+    venv.action_space.seed(0)
 
     def step() -> int:
-        venv.step(rng.integers(3, size=n))
+        venv.step(venv.action_space.sample())
         return n
 
     rate = timed(step, seconds)

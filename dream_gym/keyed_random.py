@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["uniform", "normal", "new_keys"]
+__all__ = ["uniform", "normal", "uniform_streams", "box_muller", "new_keys"]
 
 _MASK = 0xFFFFFFFF
 _GOLDEN = 0x9E3779B9
@@ -38,10 +38,27 @@ def uniform(key: torch.Tensor, counter: torch.Tensor, stream: int, n: int) -> to
     return ((_bits(key, counter, stream, n) >> 8).float() + 0.5) * (1.0 / (1 << 24))
 
 
+def uniform_streams(key: torch.Tensor, counter: torch.Tensor, sizes: tuple[int, ...]
+                    ) -> list[torch.Tensor]:
+    """``[uniform(key, counter, s, n) for s, n in enumerate(sizes)]`` with the same values,
+    hashed in one pass (a dream step needs three streams; one pass costs a third)."""
+    streams = torch.arange(len(sizes), device=key.device, dtype=torch.long)
+    head = _mix32((key.long()[:, None] & _MASK)
+                  ^ _mix32((counter.long()[:, None] * 8 + streams) & _MASK))
+    j = torch.arange(max(sizes), device=key.device, dtype=torch.long)
+    bits = _mix32((head[:, :, None] + j * _GOLDEN) & _MASK)
+    u = ((bits >> 8).float() + 0.5) * (1.0 / (1 << 24))
+    return [u[:, s, :n] for s, n in enumerate(sizes)]
+
+
 def normal(key: torch.Tensor, counter: torch.Tensor, stream: int, n: int) -> torch.Tensor:
     """(B, n) float32 standard normals (Box-Muller on two uniform streams)."""
+    return box_muller(uniform(key, counter, stream, 2 * ((n + 1) // 2)), n)
+
+
+def box_muller(u: torch.Tensor, n: int) -> torch.Tensor:
+    """(B, n) standard normals from (B, 2 * ceil(n / 2)) uniforms in (0, 1)."""
     m = (n + 1) // 2
-    u = uniform(key, counter, stream, 2 * m)
     r = torch.sqrt(-2.0 * torch.log(u[:, :m]))
     theta = (2.0 * torch.pi) * u[:, m:]
     return torch.cat([r * torch.cos(theta), r * torch.sin(theta)], 1)[:, :n]

@@ -77,13 +77,14 @@ class WorldModelsDream(torch.nn.Module):
         zdim = self.rnn.cfg.z_dim
         h, c = self._advance(state, actions)
         o = self.rnn.heads(h)
-        z = self.rnn.sample(o, temperature, keyed_random.uniform(key, t, 0, zdim),
-                            keyed_random.normal(key, t, 1, zdim))
+        # streams: 0 picks mixture components, 1 draws normals, 2 samples done
+        u_pick, u_normal, u_done = keyed_random.uniform_streams(
+            key, t, (zdim, 2 * ((zdim + 1) // 2), 1))
+        z = self.rnn.sample(o, temperature, u_pick, keyed_random.box_muller(u_normal, zdim))
         if self.done_mode == "threshold":
             done = o.done_logit > 0.0
         else:
-            u = keyed_random.uniform(key, t, 2, 1)[:, 0]
-            done = u < self.rnn.hazard(o.done_logit)
+            done = u_done[:, 0] < self.rnn.hazard(o.done_logit)
         return ({"z": z, "h": h, "c": c, "key": key, "t": t + 1},
                 Transition(o.reward, done, o.gamevars * self.gamevar_scale))
 
@@ -107,10 +108,23 @@ class WorldModelsDream(torch.nn.Module):
         return self.spec.action_features(actions)
 
     def _advance(self, state: State, actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        x = torch.cat([state["z"], self._actions(actions.to(self.device))], -1)
-        # nn.LSTM on a length-1 sequence reuses the trained weights in one fused call.
-        _, (h, c) = self.rnn.lstm(x[:, None], (state["h"][None], state["c"][None]))
-        return h[0], c[0]
+        """One LSTM step as a single matrix multiply: nn.LSTM pays ~1 ms of setup per call,
+        which is most of a lone dream's step (benchmarks/throughput.py)."""
+        w, b = self._cell_weights()
+        x = torch.cat([state["z"], self._actions(actions.to(self.device)), state["h"]], -1)
+        i, f, g, o = torch.addmm(b, x, w).chunk(4, 1)  # PyTorch's gate order
+        c = torch.sigmoid(f) * state["c"] + torch.sigmoid(i) * torch.tanh(g)
+        return torch.sigmoid(o) * torch.tanh(c), c
+
+    def _cell_weights(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """[W_ih | W_hh]^T and b_ih + b_hh of M's LSTM, rebuilt when its weights change."""
+        lstm = self.rnn.lstm
+        key = tuple((p.data_ptr(), p._version) for p in lstm.parameters())
+        if getattr(self, "_cell_key", None) != key:
+            w = torch.cat([lstm.weight_ih_l0, lstm.weight_hh_l0], 1).t().contiguous()
+            self._cell = (w.detach(), (lstm.bias_ih_l0 + lstm.bias_hh_l0).detach())
+            self._cell_key = key
+        return self._cell
 
     # --- checkpoint I/O --------------------------------------------------------------------
     def save(self, model_dir: str | Path) -> None:
