@@ -40,8 +40,9 @@ class Transition:
 class WorldModel(Protocol):
     """A learned simulator of one real game, batched over B dreams.
 
-    Frames are uint8 (B, T, 64, 64, 3); actions are int64 (B, T) indices of the real game's
-    Discrete action space.
+    Frames are uint8 (B, T, 64, 64, 3); actions are the real game's, batched: int64 (B, T)
+    indices of a Discrete space, or float32 (B, T, A) of a Box (see
+    :class:`~dream_gym.games.GameSpec`).
     """
 
     game: str
