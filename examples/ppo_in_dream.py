@@ -3,13 +3,14 @@
     python examples/ppo_in_dream.py --obs latent --timesteps 500000
     python examples/ppo_in_dream.py --obs pixels --timesteps 100000
 
-``--obs latent``: the agent sees the model's features [z, h]; in the game the same features
-come from :class:`~dream_gym.envs.latent.RealLatentObservation` (here its batched form,
-``evaluate_controller``). ``--obs pixels``: the agent sees the screen at 64x64
-(:class:`~dream_gym.envs.pixels.ScreenObservation`); in the game it is scored twice, on the
-raw screen and on the model's view of it (:class:`~dream_gym.envs.pixels.ModelView`), to
-show what a pixel agent needs to transfer. Real episodes are seeded 10000.. as in the card;
-the random policy is scored on the same seeds. The policy is saved as safetensors.
+``--obs latent``: the agent sees the model's features ([z, h, c] for TakeCover); in the
+game the same features come from :class:`~dream_gym.envs.latent.RealLatentObservation`
+(here its batched form, ``evaluate_controller``). ``--obs pixels``: the agent sees the
+screen at 64x64 (:class:`~dream_gym.envs.pixels.ScreenObservation`); in the game it is
+scored twice, on the raw screen and on the model's view of it
+(:class:`~dream_gym.envs.pixels.ModelView`), to show what a pixel agent needs to transfer.
+Real episodes are seeded 10000.. as in the card; the random policy is scored on the same
+seeds. The policy is saved as safetensors.
 """
 
 from __future__ import annotations

@@ -14,7 +14,8 @@ __all__ = ["LinearController"]
 
 
 class LinearController:
-    """a = tanh(W [z, h] + b), mapped to the game's actions (seed 003).
+    """a = tanh(W x + b) on the model's features x (``[z, h]``, or ``[z, h, c]``), mapped to
+    the game's actions (seed 003).
 
     ``params`` is (P, n_params): P controllers evaluated side by side. Each row of a feature
     batch names its controller in ``member``, so a whole CMA-ES population (with finished

@@ -22,17 +22,21 @@ class DreamEnv(gym.Env):
     :class:`~dream_gym.contract.WorldModel` contract, never a model family.
 
     ## Action Space
-    The real game's (``Discrete(3)`` for TakeCover: 0 no-op, 1 right, 2 left). Anything
-    outside it, or NaN, raises ``ValueError``.
+    The real game's: ``Discrete(3)`` for TakeCover (0 no-op, 1 right, 2 left);
+    ``Box([-1, 0, 0], 1, (3,))`` for CarRacing (steer, gas, brake). Anything outside it, of
+    the wrong shape, or NaN, raises ``ValueError``.
 
     ## Observation Space
     ``obs_type="pixels"`` (default): exactly the real game's space; the model's 64x64 frame
     is resized to the real screen and game variables (TakeCover: ``HEALTH``) are predicted by
-    the model. ``obs_type="latent"``: the model's features (``[z, h]`` for World Models), the
-    same observation :class:`~dream_gym.envs.latent.RealLatentObservation` gives in the game.
+    the model (CarRacing's dashboard, which the model never sees, stays black).
+    ``obs_type="latent"``: the model's features (``[z, h]`` or ``[z, h, c]`` for World
+    Models, as its config says), the same observation
+    :class:`~dream_gym.envs.latent.RealLatentObservation` gives in the game.
 
     ## Rewards
-    Predicted by the model's reward head (TakeCover: about +1 per step survived).
+    Predicted by the model's reward head (TakeCover: about +1 per step survived; CarRacing:
+    the expected tile reward minus 0.1 per frame).
 
     ## Starting State
     A real starting context shipped with the model (random, from ``self.np_random``), or
@@ -50,8 +54,8 @@ class DreamEnv(gym.Env):
 
     ## Reset Arguments
     ``options={"context_index": i}`` or ``options={"context": {"frames": (T, H, W, 3) uint8,
-    "actions": (T - 1,) ints, "gamevars": (G,) floats}}``; frames at the real screen size
-    or at 64x64.
+    "actions": (T - 1, ...) real actions, "gamevars": (G,) floats}}``; frames at the real
+    screen size or at 64x64.
 
     ## Version History
     - v0: World Models dream of VizDoom TakeCover.
