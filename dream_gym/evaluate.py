@@ -87,7 +87,7 @@ def evaluate_controller(model: WorldModel,
     ret, steps = np.zeros(n), np.zeros(n, dtype=np.int64)
     active = np.ones(n, bool)
     obs = [env.reset(seed=seed + ep)[0] for env, ep in zip(envs, episode, strict=True)]
-    no_actions = torch.zeros((n, 0, *spec.action_shape))
+    no_actions = spec.no_actions(n)
 
     def frames() -> torch.Tensor:
         return torch.from_numpy(np.stack([spec.frame(o) for o in obs]))

@@ -125,6 +125,10 @@ class GameSpec:
         return np.asarray([self.random_action(rng) for _ in range(n)],
                           np.float32).reshape(n, self.action_dim)
 
+    def no_actions(self, n: int) -> torch.Tensor:
+        """The empty (n, 0, *action_shape) action history of a one-frame context."""
+        return torch.zeros((n, 0, *self.action_shape))
+
     def env_action(self, action: Any) -> Any:
         """One stored action as the real env's ``step`` takes it."""
         return int(action) if self.discrete else np.asarray(action, np.float32)

@@ -58,7 +58,7 @@ class RealLatentObservation(gym.Wrapper, gym.utils.RecordConstructorArgs):
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         obs, info = self.env.reset(seed=seed, options=options)
-        no_actions = torch.zeros((1, 0, *self.spec_game.action_shape))
+        no_actions = self.spec_game.no_actions(1)
         self._state = self.model.initial_state(self._frame(obs)[:, None], no_actions)
         info["real_obs"] = obs
         return self._obs(), info

@@ -72,7 +72,7 @@ class ModelView(TransformObservation, gym.utils.RecordConstructorArgs):
         screen_space = env.observation_space[key] if key else env.observation_space
         hw = tuple(screen_space.shape[:2])
         game = get_game(model.game)
-        no_actions = torch.zeros((1, 0, *game.action_shape), dtype=torch.float32)
+        no_actions = game.no_actions(1)
 
         @torch.no_grad()
         def func(obs: Any) -> Any:
