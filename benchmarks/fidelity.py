@@ -32,7 +32,7 @@ from dream_gym.zoo import load_model
 
 def held_out_episodes(game: str, n: int, seed: int, max_steps: int):
     with tempfile.TemporaryDirectory() as d:
-        collect(CollectConfig(game=game, episodes=n, episodes_per_shard=n, workers=1,
+        collect(CollectConfig(game=game, episodes=n, episodes_per_shard=1, workers=0,
                               max_steps=max_steps, seed=seed), d)
         return load_episodes(d)
 

@@ -1,4 +1,4 @@
-"""The ``dream-gym`` command: demo, evaluate, play, train, zoo."""
+"""The ``dream-gym`` command: demo, evolve, evaluate, play, train, zoo."""
 
 from __future__ import annotations
 
@@ -40,6 +40,25 @@ def _cmd_train(args: argparse.Namespace) -> int:
         recipe = tomls[0]
     out = run_recipe(recipe, args.runs)
     print(f"model written to {out}")
+    return 0
+
+
+def _cmd_evolve(args: argparse.Namespace) -> int:
+    from dream_gym.training.common import default_device, pick
+    from dream_gym.training.controller import ControllerTrainConfig, train_in_dream
+    from dream_gym.training.recipe import final_controller_config, load_recipe
+    from dream_gym.zoo import resolve
+
+    cfg = final_controller_config(load_recipe(args.recipe)) if args.recipe \
+        else ControllerTrainConfig()
+    flags = {k: v for k, v in vars(args).items() if v is not None}
+    cfg = pick(ControllerTrainConfig, vars(cfg) | flags)
+    out = Path(args.out)
+    summary = train_in_dream(resolve(args.model), cfg, out / "es", default_device(),
+                             export_dir=out)
+    print(f"dream score {summary['dream_score']:.1f} +- {summary['dream_std']:.1f} "
+          f"(tau {cfg.temperature}, {summary['generations']} generations); "
+          f"controller written to {out / 'controller.safetensors'}")
     return 0
 
 
@@ -97,6 +116,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--video", default="dream_gym_demo.mp4")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(fn=_cmd_demo)
+
+    p = sub.add_parser("evolve", help="evolve a controller with CMA-ES inside a model's dream "
+                       "(resumable)")
+    p.add_argument("model", help="zoo name or model folder")
+    p.add_argument("--out", required=True, help="folder for the controller and ES checkpoints")
+    p.add_argument("--recipe", help="take the settings of this recipe's shipped controller")
+    for name, kind in (("temperature", float), ("generations", int), ("population", int),
+                       ("rollouts", int), ("sigma0", float), ("max_steps", int), ("seed", int)):
+        p.add_argument(f"--{name.replace('_', '-')}", type=kind, dest=name,
+                       help="overrides the recipe / default")
+    p.set_defaults(fn=_cmd_evolve)
 
     p = sub.add_parser("evaluate", help="score a zoo controller in the real game")
     p.add_argument("model")

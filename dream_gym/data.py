@@ -31,7 +31,8 @@ class CollectConfig:
     episodes: int = 1000
     """Total episodes to collect."""
     episodes_per_shard: int = 20
-    workers: int = 2
+    workers: int = 0
+    """Worker processes; 0: one per CPU core."""
     max_hold: int = 12
     """Each random action is held for 1..max_hold steps."""
     max_steps: int = 2100
@@ -128,12 +129,13 @@ def collect(cfg: CollectConfig, out_dir: str | Path) -> int:
     todo = [i for i in range(num_shards) if not (out / f"shard_{i:05d}.npz").exists()]
     tasks = [(cfg, str(out), i) for i in todo]
     with tqdm(total=num_shards, initial=num_shards - len(todo), desc="collect shards") as bar:
-        if cfg.workers <= 1:
+        workers = cfg.workers or os.cpu_count() or 1
+        if workers <= 1:
             for t in tasks:
                 _write_shard(t)
                 bar.update()
         else:
-            with mp.get_context("spawn").Pool(cfg.workers) as pool:
+            with mp.get_context("spawn").Pool(workers) as pool:
                 for _ in pool.imap_unordered(_write_shard, tasks):
                     bar.update()
     return int(sum(np.load(p)["lengths"].sum() for p in sorted(out.glob("shard_*.npz"))))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -14,8 +16,8 @@ from dream_gym.agents.controller import LinearController
 from dream_gym.contract import WorldModel, merge_rows
 from dream_gym.games import get_game
 
-__all__ = ["evaluate_controller", "evaluate_random", "evaluate_policy", "summarize",
-           "welch_t"]
+__all__ = ["RealGames", "evaluate_controller", "evaluate_random", "evaluate_policy", "summarize",
+           "welch_t", "default_num_envs"]
 
 
 def summarize(returns: list[float]) -> dict:
@@ -47,18 +49,107 @@ def evaluate_policy(env: gym.Env, policy: Callable[[Any], Any], episodes: int,
     return summarize(returns)
 
 
-def evaluate_random(game: str, episodes: int, seed: int = 0, progress: bool = True) -> dict:
-    """The uniform random policy (a fresh action every step), episode i seeded ``seed + i``."""
-    env = get_game(game).make()
-    return evaluate_policy(env, lambda _: env.action_space.sample(), episodes, seed, progress,
-                           "real game, random policy")
+def default_num_envs() -> int:
+    """Real games run side by side: one worker process per core, at least 8 (on 2 cores, 8
+    lockstep games still give the model a batch worth encoding at once)."""
+    return max(8, os.cpu_count() or 1)
+
+
+class RealGames:
+    """``episodes`` real episodes (episode i seeded ``seed + i``) played by ``num_envs`` games
+    in worker processes, Gymnasium's :class:`~gymnasium.vector.AsyncVectorEnv` with autoreset
+    off: when a slot's episode ends it is reset onto the next episode of the queue, so every
+    episode has the same seed and the same result whatever slot or machine plays it.
+
+    :meth:`step` takes one action per slot; slots whose queue ran dry keep playing throwaway
+    episodes (``active`` False) until the last real one ends.
+    """
+
+    def __init__(self, game: str, episodes: int, seed: int = 0, num_envs: int | None = None,
+                 progress: bool = True, desc: str = "real game") -> None:
+        self.spec = get_game(game)
+        self.n = n = min(num_envs or default_num_envs(), episodes)
+        self.seed, self.episodes = seed, episodes
+        self.envs = gym.vector.AsyncVectorEnv(
+            [self.spec.make] * n, autoreset_mode=gym.vector.AutoresetMode.DISABLED)
+        self.episode = np.arange(n)
+        self._next = n
+        self.active = np.ones(n, bool)
+        self.returns: list[float | None] = [None] * episodes
+        self.ret, self.steps = np.zeros(n), np.zeros(n, np.int64)
+        self.obs, _ = self.envs.reset(seed=[seed + int(e) for e in self.episode])
+        self.bar = tqdm(total=episodes, desc=desc, disable=not progress)
+
+    def row(self, obs: Any, i: int) -> Any:
+        """Slot i's observation out of a batched one (a Dict space batches per key)."""
+        return {k: v[i] for k, v in obs.items()} if isinstance(obs, dict) else obs[i]
+
+    def frames(self) -> torch.Tensor:
+        """The model's (n, 64, 64, 3) view of every slot's current screen."""
+        return torch.from_numpy(np.stack([self.spec.frame(self.row(self.obs, i))
+                                          for i in range(self.n)]))
+
+    def step(self, actions: np.ndarray, max_steps: int | None = None
+             ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Step every slot; returns (rewards, terminated, ended, fresh): ``ended`` slots
+        finished an episode this step (``max_steps`` cuts one short), ``fresh`` ones now
+        start a queued episode. Afterwards ``obs`` holds each slot's next observation."""
+        obs, r, term, trunc, _ = self.envs.step(actions)
+        self.ret += r
+        self.steps += 1
+        ended = term | trunc
+        if max_steps is not None:
+            ended |= self.steps >= max_steps
+        fresh = np.zeros(self.n, bool)
+        seeds: list[int | None] = [None] * self.n
+        for i in np.flatnonzero(ended):
+            if self.active[i]:
+                self.returns[self.episode[i]] = float(self.ret[i])
+                self.bar.update()
+                if self._next < self.episodes:
+                    self.episode[i], self._next = self._next, self._next + 1
+                    fresh[i] = True
+                    seeds[i] = self.seed + int(self.episode[i])
+                else:
+                    self.active[i] = False
+            self.ret[i], self.steps[i] = 0.0, 0
+        if ended.any():
+            obs, _ = self.envs.reset(seed=seeds, options={"reset_mask": ended})
+        self.obs = obs
+        return r, term, ended, fresh
+
+    @property
+    def done(self) -> bool:
+        return not self.active.any()
+
+    def close(self) -> dict:
+        """Close the games; the :func:`summarize` of all episode returns."""
+        self.bar.close()
+        self.envs.close()
+        return summarize(self.returns)
+
+
+def evaluate_random(game: str, episodes: int, seed: int = 0, progress: bool = True,
+                    num_envs: int | None = None) -> dict:
+    """The uniform random policy (a fresh action every step of the real action space, drawn
+    by a generator seeded with the episode's seed), episode i seeded ``seed + i``."""
+    games = RealGames(game, episodes, seed, num_envs, progress, "real game, random policy")
+    space = games.envs.single_action_space
+    spaces = [copy.deepcopy(space) for _ in range(games.n)]
+    for sp, ep in zip(spaces, games.episode, strict=True):
+        sp.seed(seed + int(ep))
+    while not games.done:
+        _, _, _, fresh = games.step(np.stack([sp.sample() for sp in spaces]))
+        for i in np.flatnonzero(fresh):
+            spaces[i].seed(seed + int(games.episode[i]))
+    return games.close()
 
 
 @torch.no_grad()
 def evaluate_controller(model: WorldModel,
                         controller: LinearController | Callable[[torch.Tensor], torch.Tensor],
                         episodes: int,
-                        seed: int = 0, num_envs: int = 8, progress: bool = True,
+                        seed: int = 0, num_envs: int | None = None, progress: bool = True,
                         max_steps: int | None = None,
                         on_step: Callable[[int, np.ndarray, np.ndarray], None] | None = None,
                         explore: float = 0.0, max_hold: int = 12,
@@ -68,8 +159,8 @@ def evaluate_controller(model: WorldModel,
     ``controller`` is a :class:`LinearController` or any function from a batch of features
     (B, feature_dim) to actions (B, *action_shape), e.g. a stable-baselines3 policy's ``predict``.
 
-    ``num_envs`` real games run in lockstep so the model encodes and steps them in one batch;
-    episode i always uses seed ``seed + i`` whatever env runs it.
+    The games run in worker processes (:class:`RealGames`) in lockstep, so the model encodes
+    and steps them in one batch; episode i always uses seed ``seed + i`` whatever slot runs it.
     ``on_step(slot, real_screen, model_frame)`` sees each real screen beside what the model
     makes of it (its 64x64 reconstruction), e.g. to record video.
 
@@ -78,76 +169,56 @@ def evaluate_controller(model: WorldModel,
     1..``max_hold`` steps in place of the controller's; with ``record`` a list, every
     episode is appended to it (in episode order) in the shard format of :mod:`dream_gym.data`.
     """
-    spec = get_game(model.game)
-    n = min(num_envs, episodes)
-    envs = [spec.make() for _ in range(n)]
-    queue = list(range(episodes))
-    episode = [queue.pop(0) for _ in range(n)]
-    returns: list[float | None] = [None] * episodes
-    ret, steps = np.zeros(n), np.zeros(n, dtype=np.int64)
-    active = np.ones(n, bool)
-    obs = [env.reset(seed=seed + ep)[0] for env, ep in zip(envs, episode, strict=True)]
+    games = RealGames(model.game, episodes, seed, num_envs, progress, "real game, controller")
+    spec, n = games.spec, games.n
     no_actions = spec.no_actions(n)
-
-    def frames() -> torch.Tensor:
-        return torch.from_numpy(np.stack([spec.frame(o) for o in obs]))
-
-    state = model.initial_state(frames()[:, None], no_actions)
+    state = model.initial_state(games.frames()[:, None], no_actions)
     act = (controller.to(model.device).act if isinstance(controller, LinearController)
            else controller)
-    rng = np.random.default_rng(seed)
+    # exploration draws from the episode's own generator: the data do not depend on slots
+    rngs = [np.random.default_rng((seed, int(ep))) for ep in games.episode]
     held = np.zeros(n, np.int64)  # steps left of a random exploration action, per slot
     held_action = np.zeros((n, *spec.action_shape), spec.action_dtype)
     mask_shape = (n,) + (1,) * len(spec.action_shape)
     recorder = _Recorder(n, episodes, spec.action_dtype) if record is not None else None
-    bar = tqdm(total=episodes, desc="real game, controller", disable=not progress)
-    while active.any():
+    while not games.done:
         actions = torch.as_tensor(act(model.features(state))).cpu()
         actions = actions.long() if spec.discrete else actions.float()
         if explore > 0:
-            start = (held == 0) & (rng.random(n) < explore)
-            held_action[start] = spec.sample_actions(rng, int(start.sum()))
-            held[start] = rng.integers(1, max_hold + 1, size=int(start.sum()))
+            for i, rng in enumerate(rngs):
+                if held[i] == 0 and rng.random() < explore:
+                    held_action[i] = spec.sample_actions(rng, 1)[0]
+                    held[i] = rng.integers(1, max_hold + 1)
             actions = torch.where(torch.from_numpy(held > 0).view(mask_shape),
                                   torch.from_numpy(held_action), actions)
             held = np.maximum(held - 1, 0)
-        fresh = torch.zeros(n, dtype=torch.bool)
-        for i, env in enumerate(envs):
-            if not active[i]:
-                continue
-            if recorder is not None:
-                recorder.before(i, spec.frame(obs[i]), spec.gamevars(obs[i]))
-            obs[i], r, term, trunc, _ = env.step(spec.env_action(actions[i].numpy()))
-            ret[i] += float(r)
-            steps[i] += 1
-            ended = term or trunc or (max_steps is not None and steps[i] >= max_steps)
-            if recorder is not None:
-                recorder.after(i, actions[i].numpy(), float(r), bool(term), episode[i], ended)
-            if ended:
-                returns[episode[i]] = ret[i]
-                bar.update()
-                ret[i], steps[i] = 0.0, 0
-                if queue:
-                    episode[i] = queue.pop(0)
-                    obs[i] = env.reset(seed=seed + episode[i])[0]
-                    fresh[i] = True
-                else:
-                    active[i] = False
-        f = frames()
+        if recorder is not None:
+            before = [(spec.frame(games.row(games.obs, i)), spec.gamevars(games.row(games.obs, i)))
+                      if games.active[i] else None for i in range(n)]
+            slots = games.episode.copy()
+        env_actions = np.stack([spec.env_action(a) for a in actions.numpy()])
+        r, term, ended, fresh = games.step(env_actions, max_steps)
+        if recorder is not None:
+            for i in range(n):
+                if before[i] is not None:
+                    recorder.before(i, *before[i])
+                    recorder.after(i, actions[i].numpy(), float(r[i]), bool(term[i]),
+                                   int(slots[i]), bool(ended[i]))
+        f = games.frames()
         state = model.observe(state, actions, f)
         if fresh.any():
             state = merge_rows(state, model.initial_state(f[:, None], no_actions),
-                               fresh.to(model.device))
+                               torch.from_numpy(fresh).to(model.device))
+            for i in np.flatnonzero(fresh):
+                rngs[i], held[i] = np.random.default_rng((seed, int(games.episode[i]))), 0
         if on_step is not None:
             seen = model.render(state).cpu().numpy()
-            for i in np.flatnonzero(active):
-                on_step(int(i), spec.screen(obs[i]), seen[i])
-    bar.close()
-    for env in envs:
-        env.close()
+            for i in np.flatnonzero(games.active):
+                on_step(int(i), spec.screen(games.row(games.obs, i)), seen[i])
+    result = games.close()
     if recorder is not None:
         record.extend(recorder.episodes)
-    return summarize(returns)
+    return result
 
 
 class _Recorder:

@@ -25,7 +25,7 @@ from dream_gym.world_models.mdnrnn import MDNRNNConfig
 from dream_gym.world_models.model import WorldModelsDream
 from dream_gym.world_models.vae import VAEConfig
 
-__all__ = ["run_recipe", "load_recipe"]
+__all__ = ["run_recipe", "load_recipe", "final_controller_config"]
 
 
 def load_recipe(path: str | Path) -> dict[str, Any]:
@@ -116,9 +116,23 @@ def run_recipe(recipe_path: str | Path, runs_root: str | Path = "runs",
             for k in range(1, icfg.rounds + 1):
                 run_round(k, icfg, run_dir, model_dir, random_data, r["mdnrnn"], ctrl_cfg,
                           stages, device)
+        if "final_controller" in r:
+            final_cfg = final_controller_config(r)
+            stages.run("final_controller", lambda: train_in_dream(
+                model_dir, final_cfg, run_dir / "final_controller", device,
+                export_dir=model_dir))
         if "evaluate" in r:
             stages.run("evaluate", lambda: _evaluate_stage(model_dir, r["evaluate"], device))
     return model_dir
+
+
+def final_controller_config(recipe: dict[str, Any]):
+    """The shipped controller's CMA-ES settings: ``[controller]`` overridden by
+    ``[final_controller]`` (the recipe's last stage, run once on the last round's M)."""
+    from dream_gym.training.controller import ControllerTrainConfig
+
+    return pick(ControllerTrainConfig, recipe["controller"] | recipe.get("final_controller", {}),
+                seed=recipe.get("seed", 0))
 
 
 def _evaluate_stage(model_dir: Path, section: dict[str, Any], device: torch.device) -> dict:
