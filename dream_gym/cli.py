@@ -70,11 +70,13 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     d = resolve(args.model)
     model = load_model(d)
     controller, meta = LinearController.load(d / "controller")
-    real = evaluate_controller(model, controller, args.episodes, seed=args.seed,
+    seed = args.seed if args.seed is not None \
+        else meta.get("real_score", {}).get("first_seed", 10_000)
+    real = evaluate_controller(model, controller, args.episodes, seed=seed,
                                progress=not args.json)
-    rand = evaluate_random(model.game, args.episodes, seed=args.seed, progress=not args.json)
+    rand = evaluate_random(model.game, args.episodes, seed=seed, progress=not args.json)
     result = {"model": str(args.model), "game": model.game, "episodes": args.episodes,
-              "seed": args.seed, "temperature": meta.get("temperature"),
+              "seed": seed, "temperature": meta.get("temperature"),
               "real": {k: real[k] for k in ("mean", "std", "stderr")},
               "random": {k: rand[k] for k in ("mean", "std", "stderr")},
               "n": args.episodes}
@@ -131,7 +133,8 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("evaluate", help="score a zoo controller in the real game")
     p.add_argument("model")
     p.add_argument("--episodes", type=int, default=100)
-    p.add_argument("--seed", type=int, default=10_000)
+    p.add_argument("--seed", type=int, default=None,
+                   help="first real seed (default: the one the model card's figure used)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(fn=_cmd_evaluate)
 
