@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -24,6 +24,9 @@ from dream_gym.training.vae import VAETrainConfig, encode_episodes, train_vae
 from dream_gym.world_models.mdnrnn import MDNRNNConfig
 from dream_gym.world_models.model import WorldModelsDream
 from dream_gym.world_models.vae import VAEConfig
+
+if TYPE_CHECKING:
+    from dream_gym.training.controller import ControllerTrainConfig
 
 __all__ = ["run_recipe", "load_recipe", "final_controller_config"]
 
@@ -126,7 +129,7 @@ def run_recipe(recipe_path: str | Path, runs_root: str | Path = "runs",
     return model_dir
 
 
-def final_controller_config(recipe: dict[str, Any]):
+def final_controller_config(recipe: dict[str, Any]) -> ControllerTrainConfig:
     """The shipped controller's CMA-ES settings: ``[controller]`` overridden by
     ``[final_controller]`` (the recipe's last stage, run once on the last round's M)."""
     from dream_gym.training.controller import ControllerTrainConfig
