@@ -172,11 +172,16 @@ def evaluate_controller(model: WorldModel,
     games = RealGames(model.game, episodes, seed, num_envs, progress, "real game, controller")
     spec, n = games.spec, games.n
     no_actions = spec.no_actions(n)
-    state = model.initial_state(games.frames()[:, None], no_actions)
+    f = games.frames()  # the model's view of every slot's current screen
+    state = model.initial_state(f[:, None], no_actions)
     act = (controller.to(model.device).act if isinstance(controller, LinearController)
            else controller)
-    # exploration draws from the episode's own generator: the data do not depend on slots
-    rngs = [np.random.default_rng((seed, int(ep))) for ep in games.episode]
+
+    def episode_rng(ep: int) -> np.random.Generator:
+        # exploration draws from the episode's own generator: the data do not depend on slots
+        return np.random.default_rng((seed, int(ep)))
+
+    rngs = [episode_rng(ep) for ep in games.episode]
     held = np.zeros(n, np.int64)  # steps left of a random exploration action, per slot
     held_action = np.zeros((n, *spec.action_shape), spec.action_dtype)
     mask_shape = (n,) + (1,) * len(spec.action_shape)
@@ -192,25 +197,20 @@ def evaluate_controller(model: WorldModel,
             actions = torch.where(torch.from_numpy(held > 0).view(mask_shape),
                                   torch.from_numpy(held_action), actions)
             held = np.maximum(held - 1, 0)
-        if recorder is not None:
-            before = [(spec.frame(games.row(games.obs, i)), spec.gamevars(games.row(games.obs, i)))
-                      if games.active[i] else None for i in range(n)]
-            slots = games.episode.copy()
+        obs, slots, live = games.obs, games.episode.copy(), games.active.copy()
         env_actions = np.stack([spec.env_action(a) for a in actions.numpy()])
         r, term, ended, fresh = games.step(env_actions, max_steps)
         if recorder is not None:
-            for i in range(n):
-                if before[i] is not None:
-                    recorder.before(i, *before[i])
-                    recorder.after(i, actions[i].numpy(), float(r[i]), bool(term[i]),
-                                   int(slots[i]), bool(ended[i]))
+            for i in np.flatnonzero(live):
+                recorder.add(i, int(slots[i]), f[i].numpy(), spec.gamevars(games.row(obs, i)),
+                             actions[i].numpy(), float(r[i]), bool(term[i]), bool(ended[i]))
         f = games.frames()
         state = model.observe(state, actions, f)
         if fresh.any():
             state = merge_rows(state, model.initial_state(f[:, None], no_actions),
                                torch.from_numpy(fresh).to(model.device))
             for i in np.flatnonzero(fresh):
-                rngs[i], held[i] = np.random.default_rng((seed, int(games.episode[i]))), 0
+                rngs[i], held[i] = episode_rng(games.episode[i]), 0
         if on_step is not None:
             seen = model.render(state).cpu().numpy()
             for i in np.flatnonzero(games.active):
@@ -233,13 +233,12 @@ class _Recorder:
     def _empty() -> dict[str, list]:
         return {k: [] for k in ("frames", "gamevars", "actions", "rewards", "dones")}
 
-    def before(self, slot: int, frame: np.ndarray, gamevars: np.ndarray) -> None:
-        self.buf[slot]["frames"].append(frame)
-        self.buf[slot]["gamevars"].append(gamevars)
-
-    def after(self, slot: int, action: np.ndarray, reward: float, terminated: bool, episode: int,
-              ended: bool) -> None:
+    def add(self, slot: int, episode: int, frame: np.ndarray, gamevars: np.ndarray,
+            action: np.ndarray, reward: float, terminated: bool, ended: bool) -> None:
+        """One transition of ``episode`` played in ``slot``: what was seen, done and paid."""
         b = self.buf[slot]
+        b["frames"].append(frame)
+        b["gamevars"].append(gamevars)
         b["actions"].append(action)
         b["rewards"].append(reward)
         b["dones"].append(terminated)
