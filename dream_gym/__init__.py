@@ -13,7 +13,13 @@ __version__ = "0.1.0"
 
 DREAM_IDS: dict[str, dict] = {
     "Dream-TakeCover-v0": {"model": "takecover", "game": "TakeCover"},
+    # GTM-SM: reset memorises a real walk (the context), then 256 steps are predicted
+    "Dream-ImageNav-v0": {"model": "imagenav", "game": "ImageNav", "max_episode_steps": 256},
 }
+
+if "ImageNav-v0" not in registry:  # the real world of seed 002's image navigation
+    register(id="ImageNav-v0", entry_point="dream_gym.envs.image_nav:ImageNavEnv",
+             max_episode_steps=512)
 
 for _id, _kwargs in DREAM_IDS.items():
     if _id not in registry:

@@ -141,7 +141,8 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("play", help="drive a dream (or its real game) with the keyboard")
     p.add_argument("env_id", help="e.g. Dream-CarRacing-v0, Dream-TakeCover-v0, CarRacing-v3")
     p.add_argument("--temperature", type=float, default=1.0, help="starting tau ([ / ] change it)")
-    p.add_argument("--scale", type=int, default=5, help="window pixels per observation pixel")
+    p.add_argument("--scale", type=int, default=None,
+                   help="window pixels per observation pixel (default: ~480 pixels tall)")
     p.add_argument("--fps", type=int, default=30)
     p.set_defaults(fn=_cmd_play)
 

@@ -40,7 +40,8 @@ class Transition:
 class WorldModel(Protocol):
     """A learned simulator of one real game, batched over B dreams.
 
-    Frames are uint8 (B, T, 64, 64, 3); actions are the real game's, batched: int64 (B, T)
+    Frames are uint8 (B, T, S, S, 3) at the game's ``frame_size`` S (64 for the World
+    Models games, 8 for ImageNav's crops); actions are the real game's, batched: int64 (B, T)
     indices of a Discrete space, or float32 (B, T, A) of a Box (see
     :class:`~dream_gym.games.GameSpec`).
     """
@@ -63,7 +64,7 @@ class WorldModel(Protocol):
         ...
 
     def observe(self, state: State, actions: torch.Tensor, frames: torch.Tensor) -> State:
-        """Take one action per env but condition on the real next frame (B, 64, 64, 3)."""
+        """Take one action per env but condition on the real next frame (B, S, S, 3)."""
         ...
 
     def features(self, state: State) -> torch.Tensor:
@@ -71,7 +72,7 @@ class WorldModel(Protocol):
         ...
 
     def render(self, state: State) -> torch.Tensor:
-        """The current dream frame, uint8 (B, 64, 64, 3)."""
+        """The current dream frame, uint8 (B, S, S, 3)."""
         ...
 
 

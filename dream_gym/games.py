@@ -1,7 +1,7 @@
 """The real games a dream can stand in for.
 
 A :class:`GameSpec` is everything the library must know about a real game that is not
-learned: how to make it, how its frames are shrunk to the model's 64x64 input, how its
+learned: how to make it, how its frames are shrunk to the model's square input, how its
 actions (discrete or continuous) are fed to a model and drawn at random, and which game
 variables sit beside the screen.
 """
@@ -28,6 +28,12 @@ def resize_frame(frame: np.ndarray, size: int = FRAME_SIZE) -> np.ndarray:
     return np.array(Image.fromarray(frame).resize((size, size), Image.BILINEAR))
 
 
+def _make_own(env_id: str, **kwargs: Any) -> gym.Env:
+    import dream_gym  # noqa: F401  (registers the real worlds dream-gym ships)
+
+    return gym.make(env_id, **kwargs)
+
+
 def _make_vizdoom(env_id: str, **kwargs: Any) -> gym.Env:
     from vizdoom import gymnasium_wrapper  # noqa: F401  (registers the Vizdoom ids)
 
@@ -52,6 +58,7 @@ class GameSpec:
         random_action: one random action of a continuous game (the data-collection policy
             holds it for a few steps); discrete games draw uniformly.
         crop_rows: rows of the screen the model sees (CarRacing: above the dashboard).
+        frame_size: side of the model's square frames (64 for the World Models games).
     """
 
     name: str
@@ -66,6 +73,7 @@ class GameSpec:
     random_action: Callable[[np.random.Generator], np.ndarray] | None = \
         field(repr=False, default=None)
     crop_rows: tuple[int, int] | None = None
+    frame_size: int = FRAME_SIZE
 
     def make(self, **kwargs: Any) -> gym.Env:
         return self.make_fn(self.env_id, **kwargs)
@@ -88,14 +96,16 @@ class GameSpec:
             else np.zeros(0, np.float32)
 
     def frame(self, obs: Any) -> np.ndarray:
-        """The real observation as the model's 64x64x3 uint8 input."""
+        """The real observation as the model's square uint8 input."""
         return self.screen_frame(self.screen(obs))
 
     def screen_frame(self, screen: np.ndarray) -> np.ndarray:
-        """A real screen (H, W, 3) as the model's 64x64x3 uint8 input."""
+        """A real screen (H, W, 3) as the model's square uint8 input."""
         if self.crop_rows is not None:
             screen = screen[self.crop_rows[0] : self.crop_rows[1]]
-        return resize_frame(screen)
+        if screen.shape[:2] == (self.frame_size, self.frame_size):
+            return np.asarray(screen, np.uint8)
+        return resize_frame(screen, self.frame_size)
 
     # --- actions ----------------------------------------------------------------------------
     @property
@@ -178,6 +188,15 @@ GAMES: dict[str, GameSpec] = {
         controller_action=_carracing_action,
         random_action=_carracing_random_action,
         crop_rows=(0, 84),  # seed 003's code drops the 12-row dashboard before resizing
+    ),
+    "ImageNav": GameSpec(
+        name="ImageNav",
+        env_id="ImageNav-v0",
+        action_dim=5,  # stay, up, down, left, right
+        screen_key=None,
+        max_episode_steps=512,  # 256 steps to memorise, 256 to predict (seed 002's test)
+        make_fn=_make_own,
+        frame_size=8,  # the model sees the 8x8 crop as it is
     ),
 }
 

@@ -27,9 +27,17 @@ def _takecover(held: Keys, k) -> int:
     return 1 if held[k.K_RIGHT] else 2 if held[k.K_LEFT] else 0
 
 
+def _imagenav(held: Keys, k) -> int:
+    for action, key in ((1, k.K_UP), (2, k.K_DOWN), (3, k.K_LEFT), (4, k.K_RIGHT)):
+        if held[key]:
+            return action
+    return 0
+
+
 KEYMAPS: dict[str, tuple[Callable, str]] = {
     "CarRacing": (_carracing, "arrows: steer / gas / brake"),
     "TakeCover": (_takecover, "left/right arrows: move"),
+    "ImageNav": (_imagenav, "arrows: walk one cell"),
 }
 
 
@@ -42,9 +50,10 @@ def key_action(game: str, held: Keys):
     return KEYMAPS[game][0](held, pygame)
 
 
-def play(env_id: str, temperature: float = 1.0, scale: int = 5, fps: int = 30,
+def play(env_id: str, temperature: float = 1.0, scale: int | None = None, fps: int = 30,
          max_steps: int | None = None, **kwargs) -> list[float]:
-    """Play ``env_id`` (a ``Dream-*`` id or its real game) in a pygame window.
+    """Play ``env_id`` (a ``Dream-*`` id or its real game) in a pygame window, ``scale``
+    window pixels per frame pixel (default: about 480 pixels tall).
 
     Keys: the game's (see :data:`KEYMAPS`); ``]`` / ``[`` raise / lower tau by 0.05 (dreams
     only); ``r`` restarts; ``Esc`` quits. Returns the episode returns.
@@ -61,6 +70,7 @@ def play(env_id: str, temperature: float = 1.0, scale: int = 5, fps: int = 30,
     env.reset()
     frame = env.render()
     h, w = frame.shape[:2]
+    scale = scale or max(1, 480 // h)
     screen = pygame.display.set_mode((w * scale, h * scale + 28))
     pygame.display.set_caption(f"dream-gym play {env_id}  ({KEYMAPS[game][1]})")
     returns, ret, steps, running = [], 0.0, 0, True

@@ -12,12 +12,14 @@ from pathlib import Path
 
 import torch
 
-from dream_gym.checkpoint import CheckpointError, load_json, load_tensors
+from dream_gym.checkpoint import CheckpointError, load_json, load_state_dict, load_tensors
 
-__all__ = ["zoo_root", "list_models", "resolve", "load_model", "load_contexts", "FAMILIES"]
+__all__ = ["zoo_root", "list_models", "resolve", "load_model", "load_contexts", "load_baseline",
+           "FAMILIES"]
 
 FAMILIES: dict[str, str] = {
     "world_models": "dream_gym.world_models.model:WorldModelsDream",
+    "gtm_sm": "dream_gym.gtm_sm.model:GTMSMDream",
 }
 
 
@@ -72,10 +74,24 @@ def load_model(model: str | Path, device: str | torch.device = "cpu",
 
 
 def load_contexts(model: str | Path) -> dict[str, torch.Tensor]:
-    """The real starting contexts shipped with a model: ``frames`` (N, T, 64, 64, 3) uint8,
+    """The real starting contexts shipped with a model: ``frames`` (N, T, S, S, 3) uint8,
     ``actions`` (N, T - 1, *action_shape) and ``gamevars`` (N, G) seen with the last frame."""
     t = load_tensors(resolve(model) / "contexts.safetensors")
     missing = {"frames", "actions", "gamevars"} - set(t)
     if missing:
         raise CheckpointError(f"contexts.safetensors of {model} lacks {sorted(missing)}")
     return t
+
+
+def load_baseline(model: str | Path):
+    """The memory-less MDN-RNN some zoo entries ship beside their model for benchmarks
+    (``baseline_mdnrnn.safetensors``, config under ``baseline_mdnrnn``)."""
+    from dream_gym.world_models.mdnrnn import MDNRNN, MDNRNNConfig
+
+    d = resolve(model)
+    config = load_json(d / "config.json")
+    if "baseline_mdnrnn" not in config:
+        raise CheckpointError(f"{d} ships no baseline MDN-RNN (no 'baseline_mdnrnn' in config).")
+    rnn = MDNRNN(MDNRNNConfig(**config["baseline_mdnrnn"]))
+    load_state_dict(rnn, d / "baseline_mdnrnn.safetensors")
+    return rnn.eval()

@@ -39,7 +39,8 @@ def test_make_vec_gives_the_batched_engine_with_batched_real_spaces(env_id, obs_
 
 def _lone_trajectory(env_id: str, seed: int, actions: np.ndarray):
     """One env reset with ``seed``, and reset again (no seed) in place of the step after an
-    episode ends: what env i of a NEXT_STEP vector env must reproduce."""
+    episode ends (terminated or truncated): what env i of a NEXT_STEP vector env must
+    reproduce."""
     env = gym.make(env_id, obs_type="latent")
     obs, _ = env.reset(seed=seed)
     out, ended = [(obs, 0.0, False)], False
@@ -49,7 +50,7 @@ def _lone_trajectory(env_id: str, seed: int, actions: np.ndarray):
         else:
             obs, r, term, trunc, _ = env.step(int(a))
             ended = term or trunc
-        out.append((obs, r, term))
+        out.append((obs, r, ended))
     return out
 
 
@@ -63,8 +64,8 @@ def test_same_seed_same_trajectory_alone_or_in_the_vector_env(env_id):
     obs, _ = venv.reset(seed=7)
     together = [(obs[4], 0.0, False)]
     for a in actions:
-        obs, r, term, _, _ = venv.step(a)
-        together.append((obs[4], float(r[4]), bool(term[4])))
+        obs, r, term, trunc, _ = venv.step(a)
+        together.append((obs[4], float(r[4]), bool(term[4] or trunc[4])))
     assert sum(t for _, _, t in alone) >= 1, "the test should cross an autoreset"
     for k, ((o1, r1, t1), (o2, r2, t2)) in enumerate(zip(alone, together, strict=True)):
         assert t1 == t2 and r1 == pytest.approx(r2, abs=1e-4), k

@@ -17,14 +17,14 @@ import torch
 
 from dream_gym.contract import State, seed_dreams
 from dream_gym.envs.latent import latent_space
-from dream_gym.games import FRAME_SIZE, get_game
+from dream_gym.games import get_game
 
 __all__ = ["DreamCore", "upscale", "obs_row"]
 
 
 def upscale(frames: torch.Tensor, hw: tuple[int, int],
             rows: tuple[int, int] | None = None) -> np.ndarray:
-    """(B, 64, 64, 3) uint8 model frames -> (B, H, W, 3) uint8 at the real screen size.
+    """(B, S, S, 3) uint8 model frames -> (B, H, W, 3) uint8 at the real screen size.
 
     ``rows``: the screen rows the model sees (:attr:`GameSpec.crop_rows`); the frame fills
     them and the rest (CarRacing's dashboard, which the model never sees) stays black."""
@@ -186,6 +186,7 @@ class DreamCore:
             raise ValueError(
                 f"Context frames must be (T, H, W, 3) with T - 1 actions; got frames "
                 f"{frames.shape} and {len(actions)} actions.")
-        if frames.shape[1:3] != (FRAME_SIZE, FRAME_SIZE):
+        size = self.game.frame_size
+        if frames.shape[1:3] != (size, size):
             frames = np.stack([self.game.screen_frame(f) for f in frames])
         return torch.from_numpy(frames), torch.from_numpy(actions), torch.from_numpy(gamevars)

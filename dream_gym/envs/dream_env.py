@@ -15,11 +15,12 @@ __all__ = ["DreamEnv"]
 class DreamEnv(gym.Env):
     """
     ## Description
-    A "dream" of a real game (seed 003, World Models): the observation, action space,
-    reward and termination semantics are the real game's, but every step is sampled from a
-    learned world model loaded from the zoo (``Dream-TakeCover-v0``: V + MDN-RNN trained on
-    VizDoom ``VizdoomTakeCover-v1``). The environment only knows the
-    :class:`~dream_gym.contract.WorldModel` contract, never a model family.
+    A "dream" of a real game: the observation, action space, reward and termination
+    semantics are the real game's, but every step is sampled from a learned world model
+    loaded from the zoo (``Dream-TakeCover-v0``: World Models' V + MDN-RNN trained on VizDoom
+    ``VizdoomTakeCover-v1``; ``Dream-ImageNav-v0``: GTM-SM, seed 002, on the image-navigation
+    world). The environment only knows the :class:`~dream_gym.contract.WorldModel` contract,
+    never a model family.
 
     ## Action Space
     The real game's: ``Discrete(3)`` for TakeCover (0 no-op, 1 right, 2 left);
@@ -40,7 +41,8 @@ class DreamEnv(gym.Env):
 
     ## Starting State
     A real starting context shipped with the model (random, from ``self.np_random``), or
-    ``options["context"]`` / ``options["context_index"]``.
+    ``options["context"]`` / ``options["context_index"]``. For a memory model (GTM-SM) the
+    context is the memorisation phase: a real walk whose frames the dream then recalls.
 
     ## Episode Termination
     Terminated when the model samples done (Bernoulli); truncated at ``max_episode_steps``
@@ -58,7 +60,7 @@ class DreamEnv(gym.Env):
     screen size or at 64x64.
 
     ## Version History
-    - v0: World Models dream of VizDoom TakeCover.
+    - v0: World Models dream of VizDoom TakeCover; GTM-SM dream of ImageNav.
     """
 
     metadata = {"render_modes": ["rgb_array", "human"], "render_fps": 35}

@@ -28,7 +28,7 @@ from dream_gym.world_models.vae import VAEConfig
 if TYPE_CHECKING:
     from dream_gym.training.controller import ControllerTrainConfig
 
-__all__ = ["run_recipe", "load_recipe", "final_controller_config"]
+__all__ = ["run_recipe", "load_recipe", "final_controller_config", "Stages"]
 
 
 def load_recipe(path: str | Path) -> dict[str, Any]:
@@ -36,7 +36,7 @@ def load_recipe(path: str | Path) -> dict[str, Any]:
         return tomllib.load(f)
 
 
-class _Stages:
+class Stages:
     def __init__(self, run_dir: Path) -> None:
         self.path = run_dir / "stages.json"
         self.done: dict[str, Any] = load_json(self.path) if self.path.exists() else {}
@@ -57,12 +57,17 @@ class _Stages:
 
 def run_recipe(recipe_path: str | Path, runs_root: str | Path = "runs",
                device: torch.device | None = None) -> Path:
-    """Run every stage of a World Models recipe; returns the exported model folder."""
+    """Run every stage of a recipe (World Models, or GTM-SM when its ``family`` says so);
+    returns the exported model folder."""
     r = load_recipe(recipe_path)
     device = device or default_device()
     run_dir = Path(runs_root) / r["name"]
     run_dir.mkdir(parents=True, exist_ok=True)
-    stages = _Stages(run_dir)
+    stages = Stages(run_dir)
+    if r.get("family", "world_models") == "gtm_sm":
+        from dream_gym.training.gtm_sm import run_stages
+
+        return run_stages(r, run_dir, stages, device)
     seed = r.get("seed", 0)
     data_dir = run_dir / "data"
     model_dir = run_dir / "model"

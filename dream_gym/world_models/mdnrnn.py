@@ -105,7 +105,8 @@ class MDNRNN(nn.Module):
         d_loss = (F.binary_cross_entropy_with_logits(
             o.done_logit, done.float(), pos_weight=pos_weight, reduction="none") * mask).sum() / n
         r_loss = ((o.reward - reward).pow(2) * mask).sum() / n
-        g_loss = ((o.gamevars - gamevars).pow(2).mean(-1) * mask).sum() / n
+        g_loss = ((o.gamevars - gamevars).pow(2).mean(-1) * mask).sum() / n \
+            if gamevars.shape[-1] else z_loss.new_zeros(())
         total = z_loss + d_loss + r_loss + g_loss
         return total, {"z_nll": z_loss.item(), "done_bce": d_loss.item(),
                        "reward_mse": r_loss.item(), "gamevars_mse": g_loss.item()}

@@ -1,0 +1,174 @@
+"""Does a dream remember? GTM-SM against a memory-less MDN-RNN on held-out pictures.
+
+    python benchmarks/memory_fidelity.py --model imagenav --sequences 64
+
+DESIGN section 4's protocol for memory models, with seed 002's image-navigation test: on
+pictures of the test split (never trained on), a random walk of 256 steps is memorised (real
+frames and actions), then both models predict the next 256 frames from the true actions
+alone. Reported per prediction step: mean squared pixel error ([0, 1] scale) and PSNR, for
+GTM-SM (most likely retrieval, tau -> 0), the MDN-RNN baseline shipped beside it (seed
+003's M over the same frame encodings, teacher-forced through the memorisation phase, then
+open-loop on its most likely mixture component), and GTM-SM on steps at places the walk
+had seen; and, as a reference that needs no model, the mean of the memorised frames
+shown at every step. Also: R^2 of a linear map from GTM-SM's inferred states to the true grid
+positions (states inferred from each walk's frames and actions; fitted on half the
+sequences, scored on the other half). Writes JSON and a
+picture of true vs predicted frames.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from dream_gym.checkpoint import save_json
+from dream_gym.contract import seed_dreams
+from dream_gym.envs.image_nav import make_image, random_actions, walk
+from dream_gym.gtm_sm.gtm_sm import frame_changed
+from dream_gym.gtm_sm.model import GTMSMDream
+from dream_gym.world_models.mdnrnn import MDNRNN
+from dream_gym.zoo import load_baseline, load_model
+
+
+def held_out_walks(n: int, steps: int, seed: int, mean_hold: float = 3.0):
+    """Walks on test pictures 0..n-1: frames (n, steps + 1, 8, 8, 3), actions, positions."""
+    pics = np.stack([make_image(i, "test") for i in range(n)])
+    actions = random_actions(np.random.default_rng(seed), n, steps, mean_hold)
+    frames, pos = walk(pics, actions)
+    return frames, actions, pos
+
+
+@torch.no_grad()
+def gtm_sm_predict(model: GTMSMDream, frames: np.ndarray, actions: np.ndarray,
+                   memorize: int, temperature: float = 1e-3) -> np.ndarray:
+    """Frames predicted for steps memorize+1.. from actions alone, through the contract."""
+    state = model.initial_state(torch.from_numpy(frames[:, : memorize + 1]),
+                                torch.from_numpy(actions[:, :memorize]))
+    state = seed_dreams(state, torch.arange(len(frames)))
+    out = []
+    for t in range(memorize, actions.shape[1]):
+        state, _ = model.imagine(state, torch.from_numpy(actions[:, t]), temperature)
+        out.append(model.render(state))
+    return torch.stack(out, 1).numpy()
+
+
+@torch.no_grad()
+def mdnrnn_predict(model: GTMSMDream, rnn: MDNRNN, frames: np.ndarray, actions: np.ndarray,
+                   memorize: int) -> np.ndarray:
+    """The baseline: LSTM teacher-forced through the memorised frames, then fed its own most
+    likely next encoding."""
+    net = model.net
+    z, _ = net.encode(torch.from_numpy(frames[:, : memorize + 1]))
+    a = F.one_hot(torch.from_numpy(actions), net.cfg.actions).float()
+    _, hc = rnn(z[:, :-1], a[:, :memorize])
+    zt, out = z[:, -1:], []
+    for t in range(memorize, actions.shape[1]):
+        o, hc = rnn(zt, a[:, t : t + 1], hc)
+        k = o.logit_pi.argmax(-1, keepdim=True)
+        zt = o.mu.gather(-1, k).squeeze(-1)
+        out.append(net.decode(zt[:, 0]))
+    return torch.stack(out, 1).numpy()
+
+
+def per_step_mse(pred: np.ndarray, true: np.ndarray) -> np.ndarray:
+    """(n, T) mean squared error per frame on the [0, 1] scale."""
+    d = pred.astype(np.float32) / 255 - true.astype(np.float32) / 255
+    return (d**2).reshape(*d.shape[:2], -1).mean(-1)
+
+
+def psnr(mse: np.ndarray) -> np.ndarray:
+    return 10 * np.log10(1.0 / np.maximum(mse, 1e-10))
+
+
+@torch.no_grad()
+def position_r2(model: GTMSMDream, frames: np.ndarray, actions: np.ndarray,
+                pos: np.ndarray) -> float:
+    """R^2 of a linear map (with intercept) from the states GTM-SM infers from a walk's
+    frames and actions to the true positions, fitted on the first half of the walks and
+    scored on the second."""
+    a = F.one_hot(torch.from_numpy(actions), model.net.cfg.actions).float()
+    s = model.net.roll_states(a, moved=frame_changed(torch.from_numpy(frames))).numpy()
+    X = np.concatenate([s, np.ones((*s.shape[:2], 1))], -1)
+    half, n = len(s) // 2, X.shape[-1]
+    coef, *_ = np.linalg.lstsq(X[:half].reshape(-1, n), pos[:half].reshape(-1, 2), rcond=None)
+    y, fit = pos[half:].reshape(-1, 2), X[half:].reshape(-1, n) @ coef
+    return float(1 - ((y - fit) ** 2).sum() / ((y - y.mean(0)) ** 2).sum())
+
+
+def picture(true, gtm, base, steps, path: Path, rows: int = 4) -> None:
+    """For ``rows`` walks: true / GTM-SM / MDN-RNN frames at the given prediction steps."""
+    strips = []
+    for i in range(rows):
+        for seq in (true, gtm, base):
+            strips.append(np.concatenate([np.pad(seq[i, s - 1], ((1, 1), (1, 1), (0, 0)),
+                                                 constant_values=255) for s in steps], 1))
+        strips.append(np.full_like(strips[-1][:3], 255))
+    img = np.concatenate(strips, 0)
+    Image.fromarray(img).resize((img.shape[1] * 8, img.shape[0] * 8), Image.NEAREST).save(path)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--model", default="imagenav")
+    p.add_argument("--sequences", type=int, default=64)
+    p.add_argument("--memorize", type=int, default=256)
+    p.add_argument("--predict", type=int, default=256)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default="benchmarks/results")
+    args = p.parse_args()
+    torch.manual_seed(args.seed)
+    model = load_model(args.model, game="ImageNav")
+    rnn = load_baseline(args.model)
+    frames, actions, pos = held_out_walks(args.sequences, args.memorize + args.predict,
+                                          args.seed)
+    true = frames[:, args.memorize + 1 :]
+    gtm = gtm_sm_predict(model, frames, actions, args.memorize)
+    base = mdnrnn_predict(model, rnn, frames, actions, args.memorize)
+    e_gtm, e_base = per_step_mse(gtm, true), per_step_mse(base, true)
+    # a reference that needs no model: the mean of the memorised frames, shown at every step
+    mean_frame = frames[:, : args.memorize + 1].mean(1, keepdims=True).round().astype(np.uint8)
+    e_mean = per_step_mse(np.broadcast_to(mean_frame, true.shape), true)
+    seen = np.array([[tuple(q) in {tuple(r) for r in pp[: args.memorize + 1]}
+                      for q in pp[args.memorize + 1 :]] for pp in pos])
+    r2 = position_r2(model, frames, actions, pos)
+    early, late = slice(0, 50), slice(199, args.predict)
+    result = {
+        "sequences": args.sequences, "memorize": args.memorize, "predict": args.predict,
+        "seed": args.seed,
+        "gtm_sm_mse": float(e_gtm.mean()), "mdnrnn_mse": float(e_base.mean()),
+        "mean_memorised_frame_mse": float(e_mean.mean()),
+        "ratio_gtm_to_mdnrnn": float(e_gtm.mean() / e_base.mean()),
+        "gtm_sm_mse_steps_1_50": float(e_gtm[:, early].mean()),
+        "gtm_sm_mse_steps_200_256": float(e_gtm[:, late].mean()),
+        "late_to_early": float(e_gtm[:, late].mean() / e_gtm[:, early].mean()),
+        "gtm_sm_mse_seen_places": float(e_gtm[seen].mean()),
+        "gtm_sm_mse_unseen_places": float(e_gtm[~seen].mean()) if (~seen).any() else None,
+        "share_of_steps_at_seen_places": float(seen.mean()),
+        "gtm_sm_psnr": float(psnr(e_gtm.mean(0)).mean()),
+        "mdnrnn_psnr": float(psnr(e_base.mean(0)).mean()),
+        "position_r2": r2,
+        "per_step_mse": {"gtm_sm": e_gtm.mean(0).tolist(), "mdnrnn": e_base.mean(0).tolist(),
+                         "mean_memorised_frame": e_mean.mean(0).tolist()},
+    }
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    save_json(out / "memory_fidelity.json", result)
+    steps = [s for s in (1, 32, 64, 128, 192, 256) if s <= args.predict]
+    picture(true, gtm, base, steps, out / "memory_fidelity.png")
+    print(f"{'prediction steps':<20}{'GTM-SM MSE':>12}{'MDN-RNN MSE':>13}{'mean frame':>12}")
+    for name, sl in (("1..50", early), ("200..256", late), ("all", slice(None))):
+        print(f"{name:<20}{e_gtm[:, sl].mean():>12.5f}{e_base[:, sl].mean():>13.5f}"
+              f"{e_mean[:, sl].mean():>12.5f}")
+    print(f"GTM-SM / MDN-RNN: {result['ratio_gtm_to_mdnrnn']:.3f}; late / early: "
+          f"{result['late_to_early']:.2f}; seen places {result['gtm_sm_mse_seen_places']:.5f} "
+          f"({100 * seen.mean():.0f}% of steps); position R^2 {r2:.4f}")
+    print(f"wrote {out / 'memory_fidelity.json'} and {out / 'memory_fidelity.png'}")
+
+
+if __name__ == "__main__":
+    main()
