@@ -14,7 +14,7 @@ from torch.utils.tensorboard import SummaryWriter
 from dream_gym.checkpoint import load_json, load_state_dict, load_tensors, save_json, save_tensors
 
 __all__ = ["pick", "default_device", "seed_everything", "make_writer", "save_training_state",
-           "load_training_state"]
+           "load_training_state", "gradient_step"]
 
 
 def pick(cls, section: dict[str, Any], **extra: Any):
@@ -31,6 +31,15 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
+
+
+def gradient_step(opt: torch.optim.Optimizer, loss: torch.Tensor, model: torch.nn.Module,
+                  grad_clip: float) -> None:
+    """One update: backward, clip the global gradient norm, step."""
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+    opt.step()
 
 
 def make_writer(log_dir: str | Path, cfg: Any) -> SummaryWriter:

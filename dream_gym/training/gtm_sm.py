@@ -20,6 +20,7 @@ from dream_gym.checkpoint import load_json, load_tensors, save_json, save_tensor
 from dream_gym.envs.image_nav import make_image, random_actions, walk
 from dream_gym.gtm_sm.gtm_sm import GTMSM, GTMSMConfig
 from dream_gym.training.common import (
+    gradient_step,
     load_training_state,
     make_writer,
     pick,
@@ -92,6 +93,11 @@ class WalkSampler:
         return frames, actions, pos
 
 
+def _linear_lr(cfg: GTMSMTrainConfig, step: int) -> float:
+    """Seed 002's schedule: from ``lr`` down to ``lr_final``, linearly over the run."""
+    return cfg.lr + (cfg.lr_final - cfg.lr) * step / max(cfg.steps - 1, 1)
+
+
 def train_gtm_sm(model_cfg: GTMSMConfig, cfg: GTMSMTrainConfig, images: np.ndarray,
                  run_dir: str | Path, device: torch.device) -> GTMSM:
     """Maximise the ELBO for ``cfg.steps`` updates, resuming from ``run_dir/ckpt``."""
@@ -99,7 +105,8 @@ def train_gtm_sm(model_cfg: GTMSMConfig, cfg: GTMSMTrainConfig, images: np.ndarr
     run_dir = Path(run_dir)
     model = GTMSM(model_cfg).to(device)
     ssm = [*model.displacement.parameters(), *model.gate.parameters()]
-    rest = [p for p in model.parameters() if all(p is not q for q in ssm)]
+    ssm_ids = {id(p) for p in ssm}
+    rest = [p for p in model.parameters() if id(p) not in ssm_ids]
     opt = torch.optim.Adam([{"params": rest, "scale": 1.0},
                             {"params": ssm, "scale": cfg.ssm_lr_scale}], lr=cfg.lr)
     progress = load_training_state(run_dir / "ckpt", model, opt) or {"step": 0}
@@ -111,8 +118,7 @@ def train_gtm_sm(model_cfg: GTMSMConfig, cfg: GTMSMTrainConfig, images: np.ndarr
                desc="train GTM-SM")
     for step in bar:
         for g in opt.param_groups:
-            g["lr"] = g["scale"] * (cfg.lr + (cfg.lr_final - cfg.lr) * step
-                                    / max(cfg.steps - 1, 1))
+            g["lr"] = g["scale"] * _linear_lr(cfg, step)
         early = step < cfg.curriculum_steps
         model.displacement.requires_grad_(early or not cfg.freeze_displacement)
         frames, actions, _ = sampler.sample(cfg.batch_size, avoid_walls=early)
@@ -120,10 +126,7 @@ def train_gtm_sm(model_cfg: GTMSMConfig, cfg: GTMSMTrainConfig, images: np.ndarr
         a = F.one_hot(torch.from_numpy(actions).to(device), model_cfg.actions).float()
         neighbours = cfg.curriculum_neighbours if early else None
         loss, parts = model.loss(x, a, cfg.memorize, neighbours)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-        opt.step()
+        gradient_step(opt, loss, model, cfg.grad_clip)
         if step % 25 == 0:
             for k, v in parts.items():
                 writer.add_scalar(f"losses/{k}", v, step)
@@ -152,7 +155,7 @@ def train_baseline(net: GTMSM, rnn_cfg: MDNRNNConfig, cfg: GTMSMTrainConfig,
                desc="train MDN-RNN baseline")
     for step in bar:
         for g in opt.param_groups:
-            g["lr"] = cfg.lr + (cfg.lr_final - cfg.lr) * step / max(cfg.steps - 1, 1)
+            g["lr"] = _linear_lr(cfg, step)
         frames, actions, _ = sampler.sample(cfg.batch_size)
         with torch.no_grad():
             z, _ = net.encode(torch.from_numpy(frames).to(device))
@@ -161,10 +164,7 @@ def train_baseline(net: GTMSM, rnn_cfg: MDNRNNConfig, cfg: GTMSMTrainConfig,
         zeros, ones = torch.zeros(B, T, device=device), torch.ones(B, T, device=device)
         loss, parts = rnn.loss(z[:, :-1], a, z[:, 1:], zeros, zeros.bool(),
                                torch.zeros(B, T, 0, device=device), ones, ones)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(rnn.parameters(), cfg.grad_clip)
-        opt.step()
+        gradient_step(opt, loss, rnn, cfg.grad_clip)
         if step % 25 == 0:
             writer.add_scalar("losses/z_nll", parts["z_nll"], step)
             bar.set_postfix(z=f"{parts['z_nll']:.3f}")

@@ -12,6 +12,7 @@ from tqdm import tqdm
 from dream_gym.data import Episodes
 from dream_gym.games import get_game
 from dream_gym.training.common import (
+    gradient_step,
     load_training_state,
     make_writer,
     save_training_state,
@@ -128,10 +129,7 @@ def train_mdnrnn(sampler: SequenceSampler, model_cfg: MDNRNNConfig, cfg: MDNRNNT
         b = {k: v.to(device) for k, v in sampler.sample(cfg.batch_size).items()}
         loss, parts = rnn.loss(b["z"], b["a"], b["z_next"], b["reward"], b["done"],
                                b["gamevars"], b["mask"], b["zmask"])
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(rnn.parameters(), cfg.grad_clip)
-        opt.step()
+        gradient_step(opt, loss, rnn, cfg.grad_clip)
         if step % 25 == 0:
             for k, v in parts.items():
                 writer.add_scalar(f"losses/{k}", v, step)
