@@ -71,3 +71,10 @@ def test_model_paired_with_the_wrong_game(model_copy):
 def test_unknown_model_name():
     with pytest.raises(FileNotFoundError, match="No model 'nope'.*dream-gym zoo"):
         gym.make("Dream-TakeCover-v0", model="nope")
+
+
+def test_unknown_refit_start_in_a_recipe():
+    from dream_gym.training.iterate import IterateConfig
+
+    with pytest.raises(ValueError, match="refit_from must be 'last' or 'first'"):
+        IterateConfig(refit_from="best")

@@ -118,3 +118,27 @@ def test_dream_ranks_fixed_policies_as_the_real_game_does(takecover):
     wall = lifetimes(lambda x, rows: torch.ones(len(rows), dtype=torch.long))
     sweeping = lifetimes(sweep)
     assert welch_t(sweeping, wall) > 3.0, (sweeping["mean"], wall["mean"])
+
+
+def test_mdnrnn_training_scores_held_out_episodes(takecover, held_out, tmp_path):
+    """With ``holdout``, whole episodes are kept out of training and M's loss on them is
+    logged; a short run of a small M lowers it (it learns, it does not only memorise)."""
+    import numpy as np
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from dream_gym.training.mdnrnn import MDNRNNTrainConfig, SequenceSampler, train_mdnrnn
+    from dream_gym.world_models.mdnrnn import MDNRNNConfig
+
+    with torch.no_grad():
+        mu, logvar = takecover.vae.encode(to_input(torch.from_numpy(held_out.frames)))
+    sampler = SequenceSampler(held_out, mu.numpy(), logvar.numpy(), "TakeCover",
+                              takecover.gamevar_scale, 32, np.random.default_rng(0), "mean", 30)
+    train, held = sampler.split(0.25, seed=0)
+    assert set(train.starts).isdisjoint(held.starts)
+    assert len(train.starts) + len(held.starts) == len(held_out.lengths) and len(held.starts)
+    cfg = MDNRNNTrainConfig(steps=60, batch_size=8, seq_len=32, lr=3e-3, holdout=0.25,
+                            eval_every=30)
+    train_mdnrnn(sampler, MDNRNNConfig(hidden=64, done_window=30), cfg, tmp_path,
+                 torch.device("cpu"))
+    nll = [e.value for e in EventAccumulator(str(tmp_path)).Reload().Scalars("held_out/z_nll")]
+    assert len(nll) == 3 and nll[-1] < nll[0] - 0.1, nll

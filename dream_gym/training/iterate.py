@@ -3,7 +3,8 @@
 A controller evolved in a dream exploits whatever the dream gets wrong (ours learned to hug
 a wall, where the dream's fireballs never arrive). Each round therefore (1) plays the
 current controller in the real game, with random held actions mixed in for exploration, and
-records those episodes; (2) fine-tunes M on all real data so far, V fixed; (3) evolves a
+records those episodes; (2) fine-tunes M on all real data so far, V fixed, starting from
+the last round's M or (``refit_from = "first"``) from the M of random data; (3) evolves a
 fresh controller in the corrected dream; (4) scores it on a few real episodes, for the log
 only: nothing in the loop is chosen by its real score.
 """
@@ -42,9 +43,17 @@ class IterateConfig:
     mdnrnn_steps: int = 600
     """Fine-tuning steps of M per round, on windows from all real data so far."""
     lr: float = 3e-4
+    refit_from: str = "last"
+    """Where each round's fine-tuning of M starts: "last" (the previous round's M) or
+    "first" (the M trained on random data, so every round's M has trained equally long:
+    on TakeCover, stacking refits made the dream stop telling sweeping from wall-hugging)."""
     check_episodes: int = 20
     """Real episodes that score each round's controller (logged, never used to choose)."""
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.refit_from not in ("last", "first"):
+            raise ValueError(f"refit_from must be 'last' or 'first', got {self.refit_from!r}")
 
     def round_seed(self, k: int) -> int:
         """First real seed of round k's collection (clear of data, eval and check seeds)."""
@@ -101,8 +110,10 @@ def run_round(k: int, cfg: IterateConfig, run_dir: Path, model_dir: Path,
         sampler = SequenceSampler(episodes, mu, logvar, model.game, model.gamevar_scale,
                                   tcfg.seq_len, np.random.default_rng(tcfg.seed), tcfg.latent,
                                   model.rnn.cfg.done_window)
+        init = (load_tensors(run_dir / "mdnrnn" / "final.safetensors")
+                if cfg.refit_from == "first" else model.rnn.state_dict())
         model.rnn = train_mdnrnn(sampler, model.rnn.cfg, tcfg, rdir / "mdnrnn", device,
-                                 init=model.rnn.state_dict())
+                                 init=init)
         model.save(model_dir)
         return {"real_frames_total": int(episodes.lengths.sum())}
 

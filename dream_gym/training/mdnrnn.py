@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,7 +21,7 @@ from dream_gym.training.common import (
 )
 from dream_gym.world_models.mdnrnn import MDNRNN, MDNRNNConfig
 
-__all__ = ["MDNRNNTrainConfig", "train_mdnrnn", "SequenceSampler"]
+__all__ = ["MDNRNNTrainConfig", "train_mdnrnn", "held_out_loss", "SequenceSampler"]
 
 
 @dataclass
@@ -33,6 +34,10 @@ class MDNRNNTrainConfig:
     latent: str = "mean"
     """Train on posterior means ("mean") or posterior samples ("sample")."""
     checkpoint_every: int = 250
+    holdout: float = 0.0
+    """Share of episodes held out of training; M is scored on them every ``eval_every``
+    steps (TensorBoard ``held_out/``). 0 trains on every episode, as the shipped recipes do."""
+    eval_every: int = 50
     seed: int = 0
 
 
@@ -58,6 +63,17 @@ class SequenceSampler:
         self.seq_len, self.rng = seq_len, rng
         self.done_window = done_window
         self.starts, self.lengths = episodes.starts, episodes.lengths
+
+    def split(self, fraction: float, seed: int) -> tuple[SequenceSampler, SequenceSampler]:
+        """(training, held-out) samplers over disjoint episodes; each episode is held out
+        with probability ``fraction``, drawn from ``seed`` alone."""
+        held = np.random.default_rng(seed).random(len(self.lengths)) < fraction
+        parts = []
+        for keep in (~held, held):
+            s = copy.copy(self)
+            s.starts, s.lengths = self.starts[keep], self.lengths[keep]
+            parts.append(s)
+        return parts[0], parts[1]
 
     def sample(self, batch: int) -> dict[str, torch.Tensor]:
         L = self.seq_len
@@ -107,6 +123,21 @@ class SequenceSampler:
         return self.mu[t] + self.std[t] * self.rng.standard_normal(self.mu[t].shape, np.float32)
 
 
+def held_out_loss(rnn: MDNRNN, batches: list[dict[str, torch.Tensor]],
+                  device: torch.device) -> dict[str, float]:
+    """M's teacher-forced loss parts, averaged over fixed held-out batches, and their sum."""
+    rnn.eval()
+    with torch.no_grad():
+        rows = []
+        for b in batches:
+            b = {k: v.to(device) for k, v in b.items()}
+            rows.append(rnn.loss(b["z"], b["a"], b["z_next"], b["reward"], b["done"],
+                                 b["gamevars"], b["mask"], b["zmask"])[1])
+    rnn.train()
+    out = {k: float(np.mean([r[k] for r in rows])) for k in rows[0]}
+    return out | {"total": sum(out.values())}
+
+
 def train_mdnrnn(sampler: SequenceSampler, model_cfg: MDNRNNConfig, cfg: MDNRNNTrainConfig,
                  run_dir: str | Path, device: torch.device,
                  init: dict[str, torch.Tensor] | None = None) -> MDNRNN:
@@ -119,8 +150,20 @@ def train_mdnrnn(sampler: SequenceSampler, model_cfg: MDNRNNConfig, cfg: MDNRNNT
         rnn.load_state_dict(init)
     opt = torch.optim.Adam(rnn.parameters(), lr=cfg.lr)
     progress = load_training_state(run_dir / "ckpt", rnn, opt) or {"step": 0}
+    held_batches: list[dict[str, torch.Tensor]] = []
+    if cfg.holdout > 0:
+        sampler, held = sampler.split(cfg.holdout, cfg.seed)
+        held.rng = np.random.default_rng(cfg.seed + 1)
+        held_batches = [held.sample(cfg.batch_size) for _ in range(8)]
     sampler.rng = np.random.default_rng(cfg.seed + progress["step"])
     writer = make_writer(run_dir, cfg)
+
+    def log_held_out(step: int) -> None:
+        for k, v in held_out_loss(rnn, held_batches, device).items():
+            writer.add_scalar(f"held_out/{k}", v, step)
+
+    if held_batches and progress["step"] == 0:
+        log_held_out(0)
     bar = tqdm(range(progress["step"], cfg.steps), initial=progress["step"], total=cfg.steps,
                desc="train M")
     for step in bar:
@@ -134,6 +177,8 @@ def train_mdnrnn(sampler: SequenceSampler, model_cfg: MDNRNNConfig, cfg: MDNRNNT
             for k, v in parts.items():
                 writer.add_scalar(f"losses/{k}", v, step)
             bar.set_postfix(z=f"{parts['z_nll']:.3f}", done=f"{parts['done_bce']:.3f}")
+        if held_batches and ((step + 1) % cfg.eval_every == 0 or step + 1 == cfg.steps):
+            log_held_out(step + 1)
         if (step + 1) % cfg.checkpoint_every == 0 or step + 1 == cfg.steps:
             save_training_state(run_dir / "ckpt", rnn, opt, {"step": step + 1})
     writer.close()

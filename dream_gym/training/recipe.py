@@ -101,6 +101,7 @@ def run_recipe(recipe_path: str | Path, runs_root: str | Path = "runs",
                                   gamevar_scale, tcfg.seq_len, np.random.default_rng(seed),
                                   tcfg.latent, rnn_cfg.done_window)
         rnn = train_mdnrnn(sampler, rnn_cfg, tcfg, run_dir / "mdnrnn", device)
+        save_tensors(run_dir / "mdnrnn" / "final.safetensors", rnn.state_dict())
         vae = ConvVAE(vae_cfg)
         vae.load_state_dict(load_tensors(vae_path))
         WorldModelsDream(r["game"], vae, rnn, gamevar_scale,
