@@ -60,6 +60,12 @@ def load_model(model: str | Path, device: str | torch.device = "cpu",
     d = resolve(model)
     config = load_json(d / "config.json")
     family = config.get("family")
+    if family == "frame_gan":
+        raise CheckpointError(
+            f"{d} is a frame generator (the Atari frame GAN), not a world model: it draws "
+            "frames but has no dynamics to step. Load it with "
+            "dream_gym.training.frame_gan.load_generator."
+        )
     if family not in FAMILIES:
         raise CheckpointError(
             f"{d / 'config.json'} names family {family!r}; dream-gym knows {sorted(FAMILIES)}."

@@ -78,3 +78,8 @@ def test_unknown_refit_start_in_a_recipe():
 
     with pytest.raises(ValueError, match="refit_from must be 'last' or 'first'"):
         IterateConfig(refit_from="best")
+
+
+def test_frame_gan_is_not_a_dream():
+    with pytest.raises(CheckpointError, match="frame generator .* not a world model"):
+        load_model("atari_gan")

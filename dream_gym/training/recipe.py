@@ -57,8 +57,8 @@ class Stages:
 
 def run_recipe(recipe_path: str | Path, runs_root: str | Path = "runs",
                device: torch.device | None = None) -> Path:
-    """Run every stage of a recipe (World Models, or GTM-SM when its ``family`` says so);
-    returns the exported model folder."""
+    """Run every stage of a recipe (World Models, or GTM-SM or the frame GAN when its
+    ``family`` says so); returns the exported model folder."""
     r = load_recipe(recipe_path)
     device = device or default_device()
     run_dir = Path(runs_root) / r["name"]
@@ -68,6 +68,10 @@ def run_recipe(recipe_path: str | Path, runs_root: str | Path = "runs",
         from dream_gym.training.gtm_sm import run_stages
 
         return run_stages(r, run_dir, stages, device)
+    if r.get("family") == "frame_gan":
+        from dream_gym.training.frame_gan import run_stages as run_gan_stages
+
+        return run_gan_stages(r, run_dir, stages, device)
     seed = r.get("seed", 0)
     data_dir = run_dir / "data"
     model_dir = run_dir / "model"
