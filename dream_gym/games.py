@@ -8,6 +8,7 @@ variables sit beside the screen.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -37,6 +38,10 @@ def _make_own(env_id: str, **kwargs: Any) -> gym.Env:
 def _make_vizdoom(env_id: str, **kwargs: Any) -> gym.Env:
     from vizdoom import gymnasium_wrapper  # noqa: F401  (registers the Vizdoom ids)
 
+    # ViZDoom keeps its config in ./_vizdoom/ and creates it when missing; two games starting
+    # at once in a fresh folder (worker processes) race, and the loser dies with "Failed to
+    # create ./_vizdoom/ directory: File exists". Creating it here first is idempotent.
+    os.makedirs("_vizdoom", exist_ok=True)
     return gym.make(env_id, **kwargs)
 
 
