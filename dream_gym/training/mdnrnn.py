@@ -126,6 +126,7 @@ class SequenceSampler:
 def held_out_loss(rnn: MDNRNN, batches: list[dict[str, torch.Tensor]],
                   device: torch.device) -> dict[str, float]:
     """M's teacher-forced loss parts, averaged over fixed held-out batches, and their sum."""
+    was_training = rnn.training
     rnn.eval()
     with torch.no_grad():
         rows = []
@@ -133,7 +134,7 @@ def held_out_loss(rnn: MDNRNN, batches: list[dict[str, torch.Tensor]],
             b = {k: v.to(device) for k, v in b.items()}
             rows.append(rnn.loss(b["z"], b["a"], b["z_next"], b["reward"], b["done"],
                                  b["gamevars"], b["mask"], b["zmask"])[1])
-    rnn.train()
+    rnn.train(was_training)
     out = {k: float(np.mean([r[k] for r in rows])) for k in rows[0]}
     return out | {"total": sum(out.values())}
 
