@@ -7,6 +7,7 @@ unfinished one from its last checkpoint.
 
 from __future__ import annotations
 
+import importlib
 import time
 import tomllib
 from pathlib import Path
@@ -29,6 +30,14 @@ if TYPE_CHECKING:
     from dream_gym.training.controller import ControllerTrainConfig
 
 __all__ = ["run_recipe", "load_recipe", "final_controller_config", "Stages"]
+
+
+OTHER_FAMILIES = {
+    "gtm_sm": "dream_gym.training.gtm_sm",
+    "frame_gan": "dream_gym.training.frame_gan",
+}
+"""Recipe families whose stages live in their own module (as ``run_stages``); World Models'
+stages are below."""
 
 
 def load_recipe(path: str | Path) -> dict[str, Any]:
@@ -64,14 +73,10 @@ def run_recipe(recipe_path: str | Path, runs_root: str | Path = "runs",
     run_dir = Path(runs_root) / r["name"]
     run_dir.mkdir(parents=True, exist_ok=True)
     stages = Stages(run_dir)
-    if r.get("family", "world_models") == "gtm_sm":
-        from dream_gym.training.gtm_sm import run_stages
-
-        return run_stages(r, run_dir, stages, device)
-    if r.get("family") == "frame_gan":
-        from dream_gym.training.frame_gan import run_stages as run_gan_stages
-
-        return run_gan_stages(r, run_dir, stages, device)
+    family = r.get("family", "world_models")
+    if family in OTHER_FAMILIES:  # imported on demand: each pulls in its own dependencies
+        module = importlib.import_module(OTHER_FAMILIES[family])
+        return module.run_stages(r, run_dir, stages, device)
     seed = r.get("seed", 0)
     data_dir = run_dir / "data"
     model_dir = run_dir / "model"
