@@ -55,7 +55,7 @@ def _cmd_evolve(args: argparse.Namespace) -> int:
     cfg = pick(ControllerTrainConfig, vars(cfg) | flags)
     out = Path(args.out)
     summary = train_in_dream(resolve(args.model), cfg, out / "es", default_device(),
-                             export_dir=out)
+                             export_dir=out, ensemble=[resolve(d) for d in args.ensemble])
     print(f"dream score {summary['dream_score']:.1f} +- {summary['dream_std']:.1f} "
           f"(tau {cfg.temperature}, {summary['generations']} generations); "
           f"controller written to {out / 'controller.safetensors'}")
@@ -128,6 +128,9 @@ def main(argv: list[str] | None = None) -> int:
                        ("rollouts", int), ("sigma0", float), ("max_steps", int), ("seed", int)):
         p.add_argument(f"--{name.replace('_', '-')}", type=kind, dest=name,
                        help="overrides the recipe / default")
+    p.add_argument("--ensemble", nargs="+", default=[], metavar="DIR",
+                   help="more model folders (same game and V) whose dreams share each "
+                   "candidate's rollouts, e.g. the Ms of earlier iterative rounds")
     p.set_defaults(fn=_cmd_evolve)
 
     p = sub.add_parser("evaluate", help="score a zoo controller in the real game")

@@ -2,11 +2,16 @@
 
 Every generation the whole population's rollouts (popsize x rollouts dreams) are stepped as
 one batch. The controller never sees a real reward: its fitness is the mean dream return.
+
+With an ensemble of dreams (several Ms over one V, e.g. those of the iterative rounds) each
+candidate's rollouts are dealt across them, so its fitness is its mean return over all of
+them: a flaw of one M that a controller could exploit pays only in that M's share.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -17,6 +22,7 @@ from tqdm import tqdm
 
 from dream_gym.agents.controller import LinearController
 from dream_gym.checkpoint import load_json, load_tensors, save_json, save_tensors
+from dream_gym.contract import WorldModel
 from dream_gym.rollout import dream_returns
 from dream_gym.training.common import make_writer, seed_everything
 from dream_gym.zoo import load_contexts, load_model
@@ -45,29 +51,71 @@ def _sample_contexts(frames, actions, n: int, rng: np.random.Generator):
     return frames[idx], actions[idx]
 
 
-def dream_score(model, controller: LinearController, n: int, temperature: float,
-                max_steps: int, seed: int, contexts: tuple[torch.Tensor, torch.Tensor]
-                ) -> tuple[float, float]:
-    """Mean and std of a controller's return over ``n`` dreams started from ``contexts``."""
+def _ensemble_returns(models: Sequence[WorldModel], controller: LinearController,
+                      member: torch.Tensor, frames: torch.Tensor, actions: torch.Tensor,
+                      temperature: float, max_steps: int, seeds: torch.Tensor
+                      ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Returns and lengths of dreams i = 0..B-1, dream i run by controller ``member[i]`` in
+    model ``i % len(models)`` (one batched rollout per model)."""
+    ret = torch.zeros(len(member))
+    lengths = torch.zeros(len(member), dtype=torch.long)
+    for k, model in enumerate(models):
+        idx = torch.arange(k, len(member), len(models))
+        m = member[idx].to(model.device)
+        r, n = dream_returns(model, lambda x, rows, m=m: controller.act(x, m[rows]),
+                             frames[idx], actions[idx], temperature, max_steps, seeds[idx])
+        ret[idx], lengths[idx] = r, n
+    return ret, lengths
+
+
+def dream_score(model: WorldModel | Sequence[WorldModel], controller: LinearController, n: int,
+                temperature: float, max_steps: int, seed: int,
+                contexts: tuple[torch.Tensor, torch.Tensor]) -> tuple[float, float]:
+    """Mean and std of a controller's return over ``n`` dreams started from ``contexts``
+    (dealt across the models of an ensemble)."""
+    models = list(model) if isinstance(model, Sequence) else [model]
     frames, actions = contexts
     f, a = _sample_contexts(frames, actions, n, np.random.default_rng(seed))
-    ctrl = controller.to(model.device)
-    ret, _ = dream_returns(model, lambda x, rows: ctrl.act(x), f, a, temperature,
-                           max_steps, seed * 1_000_003 + torch.arange(n))
+    ctrl = controller.to(models[0].device)
+    ret, _ = _ensemble_returns(models, ctrl, torch.zeros(n, dtype=torch.long), f, a,
+                               temperature, max_steps, seed * 1_000_003 + torch.arange(n))
     return float(ret.mean()), float(ret.std())
+
+
+def load_dreams(model_dir: str | Path, ensemble: Sequence[str | Path],
+                device: torch.device) -> list[WorldModel]:
+    """The model of ``model_dir`` and those of ``ensemble``, checked to be interchangeable
+    for one controller (same game, same features)."""
+    models = [load_model(model_dir, device)] + [load_model(d, device) for d in ensemble]
+    for d, m in zip(ensemble, models[1:], strict=True):
+        if (m.game, m.feature_dim) != (models[0].game, models[0].feature_dim):
+            raise ValueError(
+                f"Ensemble member {d} is a {m.game} model with {m.feature_dim} features, but "
+                f"{model_dir} is {models[0].game} with {models[0].feature_dim}: an ensemble "
+                "needs models of one game sharing one V (e.g. the Ms of one recipe's rounds).")
+    return models
 
 
 def train_in_dream(model_dir: str | Path, cfg: ControllerTrainConfig, run_dir: str | Path,
                    device: torch.device, export_dir: str | Path | None = None,
-                   progress: bool = True, time_limit: float | None = None) -> dict:
+                   progress: bool = True, time_limit: float | None = None,
+                   ensemble: Sequence[str | Path] = ()) -> dict:
     """Run CMA-ES in the dream of ``model_dir``; resumable from ``run_dir/es.*``.
+
+    ``ensemble``: more model folders (same game and V, e.g. earlier rounds' Ms) whose dreams
+    share each candidate's rollouts; rollout r runs in dream ``r % (1 + len(ensemble))``.
+    Contexts come from ``model_dir``.
 
     Returns a summary (dream score of the final mean controller, generations, seconds) and,
     with ``export_dir``, saves it there as ``controller.safetensors`` + ``controller.json``.
     """
     seed_everything(cfg.seed)
     run_dir = Path(run_dir)
-    model = load_model(model_dir, device)
+    models = load_dreams(model_dir, ensemble, device)
+    if cfg.rollouts % len(models):
+        raise ValueError(f"rollouts ({cfg.rollouts}) must be a multiple of the number of "
+                         f"dreams in the ensemble ({len(models)}), so each weighs the same.")
+    model = models[0]
     ctx = load_contexts(model_dir)
     frames, actions = ctx["frames"], ctx["actions"]
     n_params = LinearController.num_params(model.feature_dim, model.spec.controller_outputs)
@@ -96,9 +144,8 @@ def train_in_dream(model_dir: str | Path, cfg: ControllerTrainConfig, run_dir: s
         member = torch.arange(cfg.population, device=device).repeat_interleave(cfg.rollouts)
         f, a = _sample_contexts(frames, actions, len(member), rng)
         seeds = (cfg.seed * 100_003 + gen) * len(member) + torch.arange(len(member))
-        ret, lengths = dream_returns(
-            model, lambda x, rows, c=ctrl, m=member: c.act(x, m[rows]),
-            f, a, cfg.temperature, cfg.max_steps, seeds)
+        ret, lengths = _ensemble_returns(models, ctrl, member, f, a, cfg.temperature,
+                                         cfg.max_steps, seeds)
         fitness = ret.view(cfg.population, cfg.rollouts).mean(1).numpy()
         es.tell(solutions, (-fitness).tolist())
         row = {"generation": gen + 1, "mean": float(fitness.mean()),
@@ -116,12 +163,17 @@ def train_in_dream(model_dir: str | Path, cfg: ControllerTrainConfig, run_dir: s
         if time_limit is not None and time.time() - t0 > time_limit:
             break
     final = LinearController(model.game, model.feature_dim, es.mean)
-    score, std = dream_score(model, final, cfg.eval_rollouts, cfg.temperature, cfg.max_steps,
+    score, std = dream_score(models, final, cfg.eval_rollouts, cfg.temperature, cfg.max_steps,
                              cfg.seed + 12345, (frames, actions))
     writer.add_scalar("charts/final_dream_score", score, len(history))
     writer.close()
     summary = {"dream_score": score, "dream_std": std, "generations": len(history),
                "train_seconds": round(time.time() - t0, 1), "config": asdict(cfg)}
+    if ensemble:
+        summary["ensemble"] = [str(model_dir), *map(str, ensemble)]
+        summary["dream_scores"] = [  # the final controller in each dream alone
+            dream_score(m, final, cfg.eval_rollouts // len(models), cfg.temperature,
+                        cfg.max_steps, cfg.seed + 12345, (frames, actions))[0] for m in models]
     if export_dir is not None:
         final.save(Path(export_dir) / "controller", {"temperature": cfg.temperature, **summary})
     return summary
