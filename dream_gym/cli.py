@@ -1,4 +1,4 @@
-"""The ``dream-gym`` command: demo, evolve, evaluate, play, train, zoo."""
+"""The ``dream-gym`` command: demo, evolve, evaluate, video, play, train, zoo."""
 
 from __future__ import annotations
 
@@ -88,6 +88,20 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_video(args: argparse.Namespace) -> int:
+    from dream_gym.agents.controller import LinearController
+    from dream_gym.demo import side_by_side_video
+    from dream_gym.zoo import load_model, resolve
+
+    d = resolve(args.model)
+    controller, _ = LinearController.load(Path(args.controller) if args.controller
+                                          else d / "controller")
+    n = side_by_side_video(load_model(d), controller, Path(args.out), seed=args.seed,
+                           max_frames=args.max_frames, temperature=args.temperature)
+    print(f"{n} frames (real | model's view | open-loop dream) written to {args.out}")
+    return 0
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from dream_gym.demo import run_demo
 
@@ -140,6 +154,17 @@ def main(argv: list[str] | None = None) -> int:
                    help="first real seed (default: the one the model card's figure used)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(fn=_cmd_evaluate)
+
+    p = sub.add_parser("video", help="one real episode of a controller: real | model's view | "
+                       "open-loop dream, side by side")
+    p.add_argument("model", help="zoo name or model folder")
+    p.add_argument("--out", required=True, help="video file, e.g. run.mp4")
+    p.add_argument("--controller", help="controller path stem (DIR/controller); default: the "
+                   "model's own")
+    p.add_argument("--seed", type=int, default=0, help="the real episode's seed")
+    p.add_argument("--temperature", type=float, default=1.0, help="tau of the open-loop dream")
+    p.add_argument("--max-frames", type=int, default=1500, dest="max_frames")
+    p.set_defaults(fn=_cmd_video)
 
     p = sub.add_parser("play", help="drive a dream (or its real game) with the keyboard")
     p.add_argument("env_id", help="e.g. Dream-CarRacing-v0, Dream-TakeCover-v0, CarRacing-v3")

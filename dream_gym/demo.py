@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import imageio.v2 as imageio
@@ -10,8 +11,9 @@ import numpy as np
 import torch
 
 from dream_gym.agents.controller import LinearController
+from dream_gym.contract import seed_dreams
 from dream_gym.evaluate import evaluate_controller, evaluate_random
-from dream_gym.games import resize_frame
+from dream_gym.games import get_game, resize_frame
 from dream_gym.training.controller import ControllerTrainConfig, train_in_dream
 from dream_gym.zoo import load_model, resolve
 
@@ -24,19 +26,35 @@ def _panel(frame: np.ndarray) -> np.ndarray:
     return np.asarray(resize_frame(frame, PANEL))
 
 
-def side_by_side_video(model, controller: LinearController, path: Path, seed: int,
-                       max_frames: int = 1500) -> int:
-    """One real episode: real screen | what the model reconstructs from it. Returns frames."""
-    frames: list[np.ndarray] = []
+def side_by_side_video(model, controller: LinearController | Callable, path: Path, seed: int,
+                       max_frames: int = 1500, temperature: float = 1.0) -> int:
+    """One real episode as three panels: the real screen | what the model makes of it (V's
+    reconstruction while M follows the real frames) | the dream alone, started from the
+    episode's first frame and fed the same actions (open loop at ``temperature``), so where
+    the dream drifts from the game shows. ``controller``: a :class:`LinearController` or any
+    function from features to actions. Returns the number of frames written."""
+    real: list[tuple[np.ndarray, np.ndarray]] = []
+    episodes: list[dict[str, np.ndarray]] = []
 
     def record(slot: int, screen: np.ndarray, seen: np.ndarray) -> None:
-        if len(frames) < max_frames:
-            frames.append(np.concatenate([_panel(screen), _panel(seen)], axis=1))
+        if len(real) < max_frames:
+            real.append((_panel(screen), _panel(seen)))
 
     evaluate_controller(model, controller, 1, seed=seed, num_envs=1, progress=False,
-                        on_step=record)
+                        on_step=record, record=episodes)
+    ep = episodes[0]
+    spec = get_game(model.game)
+    with torch.no_grad():
+        state = model.initial_state(torch.from_numpy(ep["frames"][:1, None]),
+                                    spec.no_actions(1))
+        state = seed_dreams(state, torch.tensor([seed]))
+        frames = []
+        for (screen, seen), action in zip(real, ep["actions"], strict=False):
+            state, _ = model.imagine(state, torch.from_numpy(action[None]), temperature)
+            dream = model.render(state)[0].cpu().numpy()
+            frames.append(np.concatenate([screen, seen, _panel(dream)], axis=1))
     path.parent.mkdir(parents=True, exist_ok=True)
-    imageio.mimwrite(path, frames, fps=35, macro_block_size=1)
+    imageio.mimwrite(path, frames, fps=spec.fps, macro_block_size=1)
     return len(frames)
 
 
@@ -70,5 +88,6 @@ def run_demo(model_name: str = "takecover", minutes: float = 3.0, episodes: int 
     for name, mean, std, n in rows:
         print(f"{name:<42}{mean:>8.1f}{std:>8.1f}{n:>6}")
     n_frames = side_by_side_video(model, controller, Path(video), seed=20_000 + seed)
-    print(f"\n[demo] video ({n_frames} frames, real | model's view) written to {video}")
+    print(f"\n[demo] video ({n_frames} frames, real | model's view | open-loop dream) "
+          f"written to {video}")
     return {"dream": summary, "real": real, "random": rand, "video": str(video)}

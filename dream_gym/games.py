@@ -64,6 +64,7 @@ class GameSpec:
             holds it for a few steps); discrete games draw uniformly.
         crop_rows: rows of the screen the model sees (CarRacing: above the dashboard).
         frame_size: side of the model's square frames (64 for the World Models games).
+        fps: frames per second of the real game (videos play at its speed).
     """
 
     name: str
@@ -79,6 +80,7 @@ class GameSpec:
         field(repr=False, default=None)
     crop_rows: tuple[int, int] | None = None
     frame_size: int = FRAME_SIZE
+    fps: int = 30
 
     def make(self, **kwargs: Any) -> gym.Env:
         return self.make_fn(self.env_id, **kwargs)
@@ -180,6 +182,7 @@ GAMES: dict[str, GameSpec] = {
         make_fn=_make_vizdoom,
         controller_outputs=1,
         controller_action=_takecover_action,
+        fps=35,  # Doom's tic rate
     ),
     "CarRacing": GameSpec(
         name="CarRacing",
@@ -193,6 +196,7 @@ GAMES: dict[str, GameSpec] = {
         controller_action=_carracing_action,
         random_action=_carracing_random_action,
         crop_rows=(0, 84),  # seed 003's code drops the 12-row dashboard before resizing
+        fps=50,  # CarRacing-v3's render_fps
     ),
     "ImageNav": GameSpec(
         name="ImageNav",
