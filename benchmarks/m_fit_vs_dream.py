@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from benchmarks.fixed_policies import POLICIES, dream_lifetime
+from benchmarks.fixed_policies import POLICIES, dream_return
 from dream_gym.checkpoint import load_tensors, save_json
 from dream_gym.data import CollectConfig, collect, load_episodes
 from dream_gym.training.mdnrnn import SequenceSampler, held_out_loss
@@ -43,7 +43,8 @@ def main() -> None:
     data = Path(args.data)
     collect(CollectConfig(game=first.game, episodes=args.episodes, seed=args.seed), data)
     episodes = load_episodes(data)
-    policies = {k: POLICIES[k] for k in ("always right", "sweep (left/right every 50 steps)")}
+    policies = {k: POLICIES["TakeCover"][k]
+                for k in ("always right", "sweep (left/right every 50 steps)")}
     rows = {}
     print(f"{'model':<40}{'z NLL':>9}{'done BCE':>10}{'right':>8}{'sweep':>8}{'ratio':>7}")
     for m in args.models:
@@ -58,7 +59,7 @@ def main() -> None:
                                   model.rnn.cfg.done_window)
         loss = held_out_loss(model.rnn, [sampler.sample(64) for _ in range(8)],
                              torch.device("cpu"))
-        life = {name: dream_lifetime(model, contexts, pol, args.dreams, args.temperature)
+        life = {name: dream_return(model, contexts, pol, args.dreams, args.temperature)
                 for name, pol in policies.items()}
         right, sweep = (life[k]["mean"] for k in policies)
         rows[m] = {"held_out": loss, "dream": life, "sweep_over_right": sweep / right}
