@@ -120,7 +120,8 @@ def run_round(k: int, cfg: IterateConfig, run_dir: Path, model_dir: Path,
         model.rnn = train_mdnrnn(sampler, model.rnn.cfg, tcfg, rdir / "mdnrnn", device,
                                  init=init)
         model.save(model_dir)
-        model.save(round_model_dir(run_dir, k))  # kept for an ensemble of the rounds' dreams
+        model.save(round_model_dir(run_dir, k))  # each round's dream stays available, e.g.
+        # for benchmarks/m_fit_vs_dream.py or `dream-gym evolve --ensemble`
         return {"real_frames_total": int(episodes.lengths.sum())}
 
     stages.run(f"round{k}_mdnrnn", refit_m)

@@ -138,7 +138,7 @@ def run_recipe(recipe_path: str | Path, runs_root: str | Path = "runs",
             final_cfg = final_controller_config(r)
             stages.run("final_controller", lambda: train_in_dream(
                 model_dir, final_cfg, run_dir / "final_controller", device,
-                export_dir=model_dir, ensemble=_final_ensemble(r, run_dir)))
+                export_dir=model_dir))
         if "evaluate" in r:
             stages.run("evaluate", lambda: _evaluate_stage(model_dir, r["evaluate"], device))
     return model_dir
@@ -151,26 +151,6 @@ def final_controller_config(recipe: dict[str, Any]) -> ControllerTrainConfig:
 
     return pick(ControllerTrainConfig, recipe["controller"] | recipe.get("final_controller", {}),
                 seed=recipe.get("seed", 0))
-
-
-def _final_ensemble(recipe: dict[str, Any], run_dir: Path) -> list[Path]:
-    """``[final_controller] ensemble = "rounds"``: the final C also dreams in the Ms of the
-    earlier iterative rounds (the last round's M is the model's own)."""
-    kind = recipe.get("final_controller", {}).get("ensemble", "none")
-    if kind == "none":
-        return []
-    if kind != "rounds" or "iterate" not in recipe:
-        raise ValueError(f'[final_controller] ensemble must be "none" or "rounds" (with an '
-                         f'[iterate] section), got {kind!r}.')
-    from dream_gym.training.iterate import round_model_dir
-
-    dirs = [round_model_dir(run_dir, k) for k in range(1, recipe["iterate"]["rounds"])]
-    missing = [str(d) for d in dirs if not (d / "config.json").exists()]
-    if missing:
-        raise FileNotFoundError(f"The final controller's ensemble needs the rounds' models "
-                                f"{missing}; rounds keep them since the ensemble was added: "
-                                "rerun those rounds (delete their stages from stages.json).")
-    return dirs
 
 
 def _evaluate_stage(model_dir: Path, section: dict[str, Any], device: torch.device) -> dict:
