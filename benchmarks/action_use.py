@@ -12,7 +12,6 @@ from the random data-collection policy with seeds no recipe trains on (``--seed`
 from __future__ import annotations
 
 import argparse
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -36,11 +35,8 @@ def main() -> None:
     args = p.parse_args()
     model = load_model(args.model)
     eps = held_out_episodes(model.game, args.episodes, args.seed, args.max_steps)
-    with tempfile.TemporaryDirectory() as d:
-        lat = encode_episodes(model.vae, eps, Path(d) / "latents.safetensors",
-                              torch.device("cpu"))
-    mu, logvar = (np.asarray(lat[k]) for k in ("mu", "logvar"))
-    sampler = SequenceSampler(eps, mu, logvar, model.game, model.gamevar_scale, 128,
+    lat = encode_episodes(model.vae, eps, None, torch.device("cpu"))
+    sampler = SequenceSampler(eps, lat["mu"], lat["logvar"], model.game, model.gamevar_scale, 128,
                               np.random.default_rng(0), "mean", model.rnn.cfg.done_window)
     batches = [sampler.sample(64) for _ in range(args.batches)]
     shuffle = np.random.default_rng(1)

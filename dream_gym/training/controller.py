@@ -52,19 +52,19 @@ def _sample_contexts(frames, actions, n: int, rng: np.random.Generator):
 
 
 def _ensemble_returns(models: Sequence[WorldModel], controller: LinearController,
-                      member: torch.Tensor, frames: torch.Tensor, actions: torch.Tensor,
+                      member: torch.Tensor | None, frames: torch.Tensor, actions: torch.Tensor,
                       temperature: float, max_steps: int, seeds: torch.Tensor
                       ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Returns and lengths of dreams i = 0..B-1, dream i run by controller ``member[i]`` in
-    model ``i % len(models)`` (one batched rollout per model)."""
-    ret = torch.zeros(len(member))
-    lengths = torch.zeros(len(member), dtype=torch.long)
+    """Returns and lengths of dreams i = 0..B-1, dream i run by controller ``member[i]``
+    (None: controller 0 for all) in model ``i % len(models)`` (one batched rollout per model)."""
+    B = len(seeds)
+    ret, lengths = torch.zeros(B), torch.zeros(B, dtype=torch.long)
     for k, model in enumerate(models):
-        idx = torch.arange(k, len(member), len(models))
-        m = member[idx].to(model.device)
-        r, n = dream_returns(model, lambda x, rows, m=m: controller.act(x, m[rows]),
-                             frames[idx], actions[idx], temperature, max_steps, seeds[idx])
-        ret[idx], lengths[idx] = r, n
+        idx = torch.arange(k, B, len(models))
+        m = None if member is None else member[idx].to(model.device)
+        ret[idx], lengths[idx] = dream_returns(
+            model, lambda x, rows, m=m: controller.act(x, None if m is None else m[rows]),
+            frames[idx], actions[idx], temperature, max_steps, seeds[idx])
     return ret, lengths
 
 
@@ -77,8 +77,8 @@ def dream_score(model: WorldModel | Sequence[WorldModel], controller: LinearCont
     frames, actions = contexts
     f, a = _sample_contexts(frames, actions, n, np.random.default_rng(seed))
     ctrl = controller.to(models[0].device)
-    ret, _ = _ensemble_returns(models, ctrl, torch.zeros(n, dtype=torch.long), f, a,
-                               temperature, max_steps, seed * 1_000_003 + torch.arange(n))
+    ret, _ = _ensemble_returns(models, ctrl, None, f, a, temperature, max_steps,
+                               seed * 1_000_003 + torch.arange(n))
     return float(ret.mean()), float(ret.std())
 
 

@@ -28,7 +28,7 @@ from dream_gym.training.mdnrnn import MDNRNNTrainConfig, SequenceSampler, train_
 from dream_gym.training.vae import encode_episodes
 from dream_gym.zoo import load_model
 
-__all__ = ["IterateConfig", "collect_round", "run_round", "round_model_dir"]
+__all__ = ["IterateConfig", "collect_round", "run_round"]
 
 
 @dataclass
@@ -58,11 +58,6 @@ class IterateConfig:
     def round_seed(self, k: int) -> int:
         """First real seed of round k's collection (clear of data, eval and check seeds)."""
         return 100_000 + 10_000 * k + self.seed * 1_000_003
-
-
-def round_model_dir(run_dir: Path, k: int) -> Path:
-    """Where round k keeps its own model (V and that round's M)."""
-    return run_dir / f"round{k}" / "model"
 
 
 def collect_round(model_dir: Path, cfg: IterateConfig, k: int, out_dir: Path,
@@ -120,7 +115,7 @@ def run_round(k: int, cfg: IterateConfig, run_dir: Path, model_dir: Path,
         model.rnn = train_mdnrnn(sampler, model.rnn.cfg, tcfg, rdir / "mdnrnn", device,
                                  init=init)
         model.save(model_dir)
-        model.save(round_model_dir(run_dir, k))  # each round's dream stays available, e.g.
+        model.save(rdir / "model")  # each round's dream stays available, e.g.
         # for benchmarks/m_fit_vs_dream.py or `dream-gym evolve --ensemble`
         return {"real_frames_total": int(episodes.lengths.sum())}
 

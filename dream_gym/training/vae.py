@@ -68,9 +68,10 @@ def train_vae(episodes: Episodes, model_cfg: VAEConfig, cfg: VAETrainConfig,
 
 
 @torch.no_grad()
-def encode_episodes(vae: ConvVAE, episodes: Episodes, out_path: str | Path,
+def encode_episodes(vae: ConvVAE, episodes: Episodes, out_path: str | Path | None,
                     device: torch.device, batch_size: int = 1000) -> dict[str, np.ndarray]:
-    """Posterior (mu, logvar) of every frame, saved to ``out_path`` (safetensors)."""
+    """Posterior (mu, logvar) of every frame, saved to ``out_path`` (safetensors) unless
+    it is None."""
     mus, logvars = [], []
     for i in tqdm(range(0, len(episodes.frames), batch_size), desc="encode"):
         x = to_input(torch.from_numpy(episodes.frames[i : i + batch_size]).to(device))
@@ -78,5 +79,6 @@ def encode_episodes(vae: ConvVAE, episodes: Episodes, out_path: str | Path,
         mus.append(mu.cpu())
         logvars.append(logvar.cpu())
     out = {"mu": torch.cat(mus), "logvar": torch.cat(logvars)}
-    save_tensors(out_path, out)
+    if out_path is not None:
+        save_tensors(out_path, out)
     return {k: v.numpy() for k, v in out.items()}
