@@ -1,11 +1,15 @@
 """PPO (stable-baselines3) trained only inside Dream-TakeCover, then scored in real VizDoom.
 
-    python examples/ppo_in_dream.py --obs latent --timesteps 500000
+    python examples/ppo_in_dream.py --obs latent --timesteps 5000000
     python examples/ppo_in_dream.py --obs pixels --timesteps 100000
 
 ``--obs latent``: the agent sees the model's features ([z, h, c] for TakeCover); in the
 game the same features come from :class:`~dream_gym.envs.latent.RealLatentObservation`
-(here its batched form, ``evaluate_controller``). ``--obs pixels``: the agent sees the
+(here its batched form, ``evaluate_controller``). The features are normalised with SB3's
+``VecNormalize`` (running mean and variance): M's hidden state varies by about 0.15 where
+z and c vary by 0.4 to 0.5, and without it PPO stayed on the wall-hugging plateau (dream
+about 210) for 5M steps. The same statistics, frozen, normalise the real game's features
+and are saved beside the policy. ``--obs pixels``: the agent sees the
 screen at 64x64 (:class:`~dream_gym.envs.pixels.ScreenObservation`); in the game it is
 scored twice, on the raw screen and on the model's view of it
 (:class:`~dream_gym.envs.pixels.ModelView`), to show what a pixel agent needs to transfer.
@@ -22,7 +26,7 @@ import numpy as np
 import torch
 from gymnasium.wrappers.vector import VectorizeTransformObservation
 from stable_baselines3 import PPO
-from stable_baselines3.common.vec_env import VecMonitor
+from stable_baselines3.common.vec_env import VecMonitor, VecNormalize
 
 from dream_gym.checkpoint import save_json, save_tensors
 from dream_gym.envs.pixels import ModelView, ScreenObservation
@@ -36,21 +40,24 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--obs", choices=["latent", "pixels"], default="latent")
     p.add_argument("--model", default="takecover")
-    p.add_argument("--timesteps", type=int, default=500_000)
-    p.add_argument("--envs", type=int, default=None, help="dreams (default 64 latent, 16 pixels)")
+    p.add_argument("--timesteps", type=int, default=5_000_000)
+    p.add_argument("--envs", type=int, default=None, help="dreams (default 1024 latent, 16 pixels)")
     p.add_argument("--temperature", type=float, default=1.15)
     p.add_argument("--episodes", type=int, default=100)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default=None, help="default runs/ppo_<obs>")
     args = p.parse_args()
     out = Path(args.out or f"runs/ppo_{args.obs}")
-    envs = args.envs or (64 if args.obs == "latent" else 16)
+    envs = args.envs or (1024 if args.obs == "latent" else 16)
 
     if args.obs == "latent":
-        venv = VecMonitor(make_sb3_vec_env("Dream-TakeCover-v0", envs, model=args.model,
-                                           obs_type="latent", temperature=args.temperature))
-        agent = PPO("MlpPolicy", venv, n_steps=128, batch_size=1024, n_epochs=4,
-                    learning_rate=3e-4, ent_coef=0.01, seed=args.seed,
+        gamma = 0.995  # sweeping outlives wall-hugging only over hundreds of steps
+        venv = VecNormalize(VecMonitor(make_sb3_vec_env(
+            "Dream-TakeCover-v0", envs, model=args.model, obs_type="latent",
+            temperature=args.temperature)), gamma=gamma)
+        agent = PPO("MlpPolicy", venv, n_steps=32, batch_size=8192, n_epochs=4,
+                    learning_rate=3e-4, ent_coef=0.01, gamma=gamma, seed=args.seed,
+                    policy_kwargs={"net_arch": {"pi": [64, 64], "vf": [256, 256]}},
                     tensorboard_log=str(out), verbose=0)
     else:
         venv = VecMonitor(make_sb3_vec_env(
@@ -62,8 +69,13 @@ def main() -> None:
                     tensorboard_log=str(out), verbose=0)
     agent.learn(args.timesteps, callback=TqdmCallback(args.timesteps))
     # SB3 shares the CNN between policy and value nets; safetensors wants one tensor per name
-    save_tensors(out / "policy.safetensors",
-                 {k: v.detach().clone() for k, v in agent.policy.state_dict().items()})
+    tensors = {k: v.detach().clone() for k, v in agent.policy.state_dict().items()}
+    norm = agent.get_vec_normalize_env()
+    if norm is not None:  # the frozen statistics the real game's features are scaled with
+        norm.training = False
+        tensors |= {"obs_mean": torch.as_tensor(norm.obs_rms.mean, dtype=torch.float32),
+                    "obs_var": torch.as_tensor(norm.obs_rms.var, dtype=torch.float32)}
+    save_tensors(out / "policy.safetensors", tensors)
 
     seed, n = 10_000, args.episodes
     dream = [ep["r"] for ep in agent.ep_info_buffer]  # the last 100 dream episodes
@@ -74,7 +86,8 @@ def main() -> None:
     if args.obs == "latent":
         model = load_model(args.model)
         results["real"] = evaluate_controller(
-            model, lambda f: torch.from_numpy(agent.predict(f.numpy(), deterministic=True)[0]),
+            model, lambda f: torch.from_numpy(
+                agent.predict(norm.normalize_obs(f.numpy()), deterministic=True)[0]),
             n, seed=seed)
     else:
         game = get_game(load_model(args.model).game)
