@@ -7,12 +7,16 @@
 game the same features come from :class:`~dream_gym.envs.latent.RealLatentObservation`
 (here its batched form, ``evaluate_controller``). The features are normalised with SB3's
 ``VecNormalize`` (running mean and variance): M's hidden state varies by about 0.15 where
-z and c vary by 0.4 to 0.5, and without it PPO stayed on the wall-hugging plateau (dream
-about 210) for 5M steps. The same statistics, frozen, normalise the real game's features
-and are saved beside the policy. ``--obs pixels``: the agent sees the
-screen at 64x64 (:class:`~dream_gym.envs.pixels.ScreenObservation`); in the game it is
-scored twice, on the raw screen and on the model's view of it
-(:class:`~dream_gym.envs.pixels.ModelView`), to show what a pixel agent needs to transfer.
+z and c vary by 0.4 to 0.5. Without it PPO sat on the wall-hugging plateau of this dream
+(about 210) for millions of steps and did not beat random in the game; with it the first
+command reaches a dream score of 606 and 614.1 +- 400.8 in real VizDoom (random 240.6,
+Welch t 8.86, 100 episodes; about 11 minutes of PPO on 2 CPU cores). The same statistics,
+frozen, normalise the real game's features and are saved beside the policy.
+
+``--obs pixels``: the agent sees the screen at 64x64
+(:class:`~dream_gym.envs.pixels.ScreenObservation`); in the game it is scored twice, on the
+raw screen and on the model's view of it (:class:`~dream_gym.envs.pixels.ModelView`), to
+show what a pixel agent needs to transfer.
 Real episodes are seeded 10000.. as in the card; the random policy is scored on the same
 seeds. The policy is saved as safetensors.
 """
