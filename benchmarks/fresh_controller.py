@@ -4,7 +4,7 @@ scored in real VizDoom on the test's 30 seeds and on 100 episodes from seed 1000
     python benchmarks/fresh_controller.py
 
 Same configuration as ``tests/test_transfer.py::test_fresh_dream_controller_beats_random_in_
-real_game`` (12 generations of 32 x 8 dreams, tau 1.15, rollouts cut at 1,000 steps, seed 1).
+real_game`` (30 generations of 32 x 8 dreams, tau 1.15, rollouts cut at 1,000 steps, seed 1).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from dream_gym.zoo import load_model, resolve
 
 def main() -> None:
     model = load_model("takecover")
-    cfg = ControllerTrainConfig(temperature=1.15, generations=12, population=32, rollouts=8,
+    cfg = ControllerTrainConfig(temperature=1.15, generations=30, population=32, rollouts=8,
                                 max_steps=1000, eval_rollouts=128, seed=1)
     with tempfile.TemporaryDirectory() as tmp:
         summary = train_in_dream(resolve("takecover"), cfg, Path(tmp) / "run",

@@ -82,8 +82,12 @@ class MDNRNN(nn.Module):
         dream's randomness can follow the dream (see :mod:`dream_gym.keyed_random`).
         """
         tau = max(float(temperature), 1e-6)
-        cdf = torch.softmax(o.logit_pi / tau, -1).cumsum(-1)
-        k = (cdf < u.unsqueeze(-1)).sum(-1, keepdim=True).clamp_(max=self.cfg.gaussians - 1)
+        # the unnormalised CDF of softmax(logits / tau), compared with u times its total:
+        # softmax over 5 components is ~3x slower on CPU and was a tenth of a dream step
+        w = o.logit_pi / tau
+        cdf = (w - w.amax(-1, keepdim=True)).exp_().cumsum_(-1)
+        k = ((cdf < u.unsqueeze(-1) * cdf[..., -1:]).sum(-1, keepdim=True)
+             .clamp_(max=self.cfg.gaussians - 1))
         mu = o.mu.gather(-1, k).squeeze(-1)
         sigma = o.log_sigma.gather(-1, k).squeeze(-1).exp() * math.sqrt(tau)
         return mu + sigma * eps
