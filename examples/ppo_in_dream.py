@@ -75,8 +75,7 @@ def main() -> None:
     # SB3 shares the CNN between policy and value nets; safetensors wants one tensor per name
     tensors = {k: v.detach().clone() for k, v in agent.policy.state_dict().items()}
     norm = agent.get_vec_normalize_env()
-    if norm is not None:  # the frozen statistics the real game's features are scaled with
-        norm.training = False
+    if norm is not None:  # the statistics the real game's features are scaled with
         tensors |= {"obs_mean": torch.as_tensor(norm.obs_rms.mean, dtype=torch.float32),
                     "obs_var": torch.as_tensor(norm.obs_rms.var, dtype=torch.float32)}
     save_tensors(out / "policy.safetensors", tensors)
