@@ -6,7 +6,7 @@ actions, with the actions zeroed, and with them shuffled across the batch.
 If the next-latent NLL barely changes without the actions, M predicts the next frame from
 the past frames alone and its dream will not answer a controller: every policy earns about
 the same there (benchmarks/fixed_policies.py shows the consequence). Held-out episodes come
-from the random data-collection policy with seeds no recipe trains on (``--seed``).
+from a data-collection policy (``--policy``) with seeds no recipe trains on (``--seed``).
 """
 
 from __future__ import annotations
@@ -30,11 +30,13 @@ def main() -> None:
     p.add_argument("--episodes", type=int, default=16)
     p.add_argument("--max-steps", type=int, default=1000)
     p.add_argument("--seed", type=int, default=777, help="real seeds; recipes train on 0..")
+    p.add_argument("--policy", default="random", help="held-out collection policy "
+                   "(dream_gym.explore.POLICIES; CarRacing's recipe collects with 'road')")
     p.add_argument("--batches", type=int, default=8, help="held-out batches of 64 windows")
     p.add_argument("--out", default=None)
     args = p.parse_args()
     model = load_model(args.model)
-    eps = held_out_episodes(model.game, args.episodes, args.seed, args.max_steps)
+    eps = held_out_episodes(model.game, args.episodes, args.seed, args.max_steps, args.policy)
     lat = encode_episodes(model.vae, eps, None, torch.device("cpu"))
     sampler = SequenceSampler(eps, lat["mu"], lat["logvar"], model.game, model.gamevar_scale, 128,
                               np.random.default_rng(0), "mean", model.rnn.cfg.done_window)
@@ -46,7 +48,7 @@ def main() -> None:
         "shuffled across windows": lambda a: a[torch.from_numpy(shuffle.permutation(len(a)))],
     }
     res = {"model": args.model, "game": model.game, "frames": int(eps.lengths.sum()),
-           "seed": args.seed, "loss": {}}
+           "seed": args.seed, "policy": args.policy, "loss": {}}
     print(f"{model.game}: M's teacher-forced loss on {res['frames']} held-out frames")
     print(f"{'actions':<26}{'z NLL':>10}{'reward MSE':>12}{'done BCE':>10}")
     for name, f in variants.items():

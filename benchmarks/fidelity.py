@@ -30,10 +30,12 @@ from dream_gym.data import CollectConfig, collect, load_episodes
 from dream_gym.zoo import load_model
 
 
-def held_out_episodes(game: str, n: int, seed: int, max_steps: int):
+def held_out_episodes(game: str, n: int, seed: int, max_steps: int, policy: str = "random"):
+    """Fresh real episodes of a collection ``policy`` (see dream_gym.explore), with seeds no
+    recipe trains on."""
     with tempfile.TemporaryDirectory() as d:
         collect(CollectConfig(game=game, episodes=n, episodes_per_shard=1, workers=0,
-                              max_steps=max_steps, seed=seed), d)
+                              max_steps=max_steps, policy=policy, seed=seed), d)
         return load_episodes(d)
 
 
@@ -116,10 +118,12 @@ def main() -> None:
     p.add_argument("--temperature", type=float, default=1.0)
     p.add_argument("--max-steps", type=int, default=1000)
     p.add_argument("--seed", type=int, default=777, help="real seeds; recipes train on 0..")
+    p.add_argument("--policy", default="random", help="held-out collection policy "
+                   "(dream_gym.explore.POLICIES; CarRacing's recipe collects with 'road')")
     p.add_argument("--out", default=None)
     args = p.parse_args()
     model = load_model(args.model)
-    eps = held_out_episodes(model.game, args.episodes, args.seed, args.max_steps)
+    eps = held_out_episodes(model.game, args.episodes, args.seed, args.max_steps, args.policy)
     out = Path(args.out or f"benchmarks/results/fidelity_{Path(args.model).name}.json")
     res = {"model": args.model, "game": model.game,
            **measure(model, eps, args.context, args.horizon, args.temperature,

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from dream_gym.explore import POLICIES, random_held_actions
 from dream_gym.games import GameSpec, get_game
 
 __all__ = ["CollectConfig", "Episodes", "collect", "load_episodes", "random_held_actions",
@@ -25,7 +26,7 @@ __all__ = ["CollectConfig", "Episodes", "collect", "load_episodes", "random_held
 
 @dataclass
 class CollectConfig:
-    """Random-policy data collection (seed 003: random rollouts, actions held for a while)."""
+    """Real-game data collection (seed 003: random rollouts, actions held for a while)."""
 
     game: str = "TakeCover"
     episodes: int = 1000
@@ -37,7 +38,15 @@ class CollectConfig:
     """Each random action is held for 1..max_hold steps."""
     max_steps: int = 2100
     """Cap on a collected episode's length (a random policy rarely gets near it)."""
+    policy: str = "random"
+    """Collection policy from :data:`dream_gym.explore.POLICIES`: "random" (seed 003) or, for
+    CarRacing, "road" (a noisy pixel road follower: random data barely shows the road)."""
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.policy not in POLICIES:
+            raise ValueError(f"Unknown collection policy {self.policy!r}; "
+                             f"choose one of {sorted(POLICIES)}.")
 
 
 @dataclass
@@ -57,21 +66,13 @@ class Episodes:
         return np.concatenate([[0], np.cumsum(self.lengths)[:-1]]).astype(np.int64)
 
 
-def random_held_actions(rng: np.random.Generator, game: GameSpec, max_hold: int):
-    """Yield the game's random actions, each repeated a random 1..max_hold times."""
-    while True:
-        action = game.sample_actions(rng, 1)[0]
-        for _ in range(int(rng.integers(1, max_hold + 1))):
-            yield action
-
-
 def _rollout(game: GameSpec, env, seed: int, cfg: CollectConfig) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(seed)
-    policy = random_held_actions(rng, game, cfg.max_hold)
+    policy = POLICIES[cfg.policy](rng, game, cfg.max_hold)
     obs, _ = env.reset(seed=seed)
     frames, actions, rewards, dones, gamevars = [], [], [], [], []
     for _ in range(cfg.max_steps):
-        action = next(policy)
+        action = policy(game.screen(obs))
         frames.append(game.frame(obs))
         gamevars.append(game.gamevars(obs))
         obs, reward, terminated, truncated, _ = env.step(game.env_action(action))
