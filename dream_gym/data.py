@@ -47,6 +47,9 @@ class CollectConfig:
         if self.policy not in POLICIES:
             raise ValueError(f"Unknown collection policy {self.policy!r}; "
                              f"choose one of {sorted(POLICIES)}.")
+        if self.policy == "road" and self.game != "CarRacing":
+            raise ValueError(f"The 'road' policy follows CarRacing's road; {self.game} "
+                             "collects with policy='random'.")
 
 
 @dataclass

@@ -71,8 +71,10 @@ def test_carracing_road_follower_data_shows_far_more_road_than_random(tmp_path):
     assert road["mean"] > 2 * rand["mean"] and welch_t(road, rand) > 3.0, (road, rand)
 
 
-def test_unknown_collection_policy_names_the_choices():
+def test_collection_policy_errors_name_the_fix():
     import pytest
 
     with pytest.raises(ValueError, match="random.*road"):
         CollectConfig(policy="expert")
+    with pytest.raises(ValueError, match="TakeCover collects with policy='random'"):
+        CollectConfig(game="TakeCover", policy="road")
