@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from dream_gym.explore import POLICIES, random_held_actions
+from dream_gym.explore import POLICIES, check_policy, random_held_actions
 from dream_gym.games import GameSpec, get_game
 
 __all__ = ["CollectConfig", "Episodes", "collect", "load_episodes", "random_held_actions",
@@ -44,12 +44,7 @@ class CollectConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if self.policy not in POLICIES:
-            raise ValueError(f"Unknown collection policy {self.policy!r}; "
-                             f"choose one of {sorted(POLICIES)}.")
-        if self.policy == "road" and self.game != "CarRacing":
-            raise ValueError(f"The 'road' policy follows CarRacing's road; {self.game} "
-                             "collects with policy='random'.")
+        check_policy(self.policy, self.game)
 
 
 @dataclass
@@ -75,8 +70,9 @@ def _rollout(game: GameSpec, env, seed: int, cfg: CollectConfig) -> dict[str, np
     obs, _ = env.reset(seed=seed)
     frames, actions, rewards, dones, gamevars = [], [], [], [], []
     for _ in range(cfg.max_steps):
-        action = policy(game.screen(obs))
-        frames.append(game.frame(obs))
+        screen = game.screen(obs)  # the policy and the model's frame share one screen read
+        action = policy(screen)
+        frames.append(game.screen_frame(screen))
         gamevars.append(game.gamevars(obs))
         obs, reward, terminated, truncated, _ = env.step(game.env_action(action))
         actions.append(action)

@@ -20,7 +20,7 @@ import numpy as np
 
 from dream_gym.games import GameSpec
 
-__all__ = ["POLICIES", "random_held_actions", "road_follower", "road_offset"]
+__all__ = ["POLICIES", "check_policy", "random_held_actions", "road_follower", "road_offset"]
 
 
 def random_held_actions(rng: np.random.Generator, game: GameSpec, max_hold: int
@@ -79,3 +79,16 @@ POLICIES: dict[str, Callable[..., Callable[[Any], Any]]] = {
 }
 """Collection policies by the name ``CollectConfig.policy`` takes: each is built per episode
 from (rng, game, max_hold) and maps the real screen to an action."""
+
+_GAMES = {"road": "CarRacing"}
+"""Policies that only make sense in one game (the rest work in any)."""
+
+
+def check_policy(policy: str, game: str) -> None:
+    """Raise a ValueError naming the fix if ``policy`` is unknown or not for ``game``."""
+    if policy not in POLICIES:
+        raise ValueError(f"Unknown collection policy {policy!r}; "
+                         f"choose one of {sorted(POLICIES)}.")
+    if _GAMES.get(policy, game) != game:
+        raise ValueError(f"The {policy!r} policy is {_GAMES[policy]}'s; {game} "
+                         "collects with policy='random'.")
