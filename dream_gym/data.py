@@ -40,7 +40,8 @@ class CollectConfig:
     """Cap on a collected episode's length (a random policy rarely gets near it)."""
     policy: str = "random"
     """Collection policy from :data:`dream_gym.explore.POLICIES`: "random" (seed 003) or, for
-    CarRacing, "road" (a noisy pixel road follower: random data barely shows the road)."""
+    CarRacing, "road" (a noisy pixel road follower: random data barely shows the road) or
+    "road_modes" (the follower, also standing, coasting, locking the wheel, flooring it)."""
     seed: int = 0
 
     def __post_init__(self) -> None:

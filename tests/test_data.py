@@ -56,19 +56,28 @@ def test_carracing_collection_replays_exactly_in_the_real_game(tmp_path):
 def test_carracing_road_follower_data_shows_far_more_road_than_random(tmp_path):
     """Random CarRacing data barely shows the road (1.3% of steps on a new tile in 312k
     frames), so the recipe collects with a noisy pixel road follower: over the same 6 tracks
-    it must visit more tiles per episode than random play, by a statistical margin."""
+    it must visit more tiles per episode than random play, by a statistical margin. The
+    follower with modes must still do so, and must also show a car standing with no action
+    (the road follower alone never does: its M paid a standing car for the road it saw)."""
     from dream_gym.evaluate import summarize, welch_t
 
-    tiles = {}
-    for policy in ("random", "road"):
+    tiles, standing = {}, {}
+    for policy in ("random", "road", "road_modes"):
         cfg = CollectConfig(game="CarRacing", episodes=6, episodes_per_shard=6, workers=1,
                             max_steps=300, policy=policy, seed=11)
         collect(cfg, tmp_path / policy)
         ep = load_episodes(tmp_path / policy)
         per_episode = np.split(ep.rewards > 0, np.cumsum(ep.lengths)[:-1])
         tiles[policy] = summarize([t.sum() for t in per_episode])
-    road, rand = tiles["road"], tiles["random"]
-    assert road["mean"] > 2 * rand["mean"] and welch_t(road, rand) > 3.0, (road, rand)
+        # a standing step: no action, and the frame did not change since the last step
+        still = (np.abs(ep.frames[1:].astype(np.int16) - ep.frames[:-1]).max(axis=(1, 2, 3)) < 8)
+        no_action = ~ep.actions[1:].any(-1)
+        standing[policy] = int((still & no_action).sum())
+    rand = tiles["random"]
+    for policy in ("road", "road_modes"):
+        t = tiles[policy]
+        assert t["mean"] > 2 * rand["mean"] and welch_t(t, rand) > 3.0, (policy, t, rand)
+    assert standing["road"] == 0 and standing["road_modes"] >= 100, standing
 
 
 def test_collection_policy_errors_name_the_fix():
