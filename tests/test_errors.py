@@ -76,7 +76,7 @@ def test_unknown_model_name():
 def test_unknown_refit_start_in_a_recipe():
     from dream_gym.training.iterate import IterateConfig
 
-    with pytest.raises(ValueError, match="refit_from must be 'last' or 'first'"):
+    with pytest.raises(ValueError, match="refit_from must be 'last', 'first' or 'scratch'"):
         IterateConfig(refit_from="best")
 
 

@@ -4,7 +4,8 @@ A controller evolved in a dream exploits whatever the dream gets wrong (ours lea
 a wall, where the dream's fireballs never arrive). Each round therefore (1) plays the
 current controller in the real game, with random held actions mixed in for exploration, and
 records those episodes; (2) fine-tunes M on all real data so far, V fixed, starting from
-the last round's M or (``refit_from = "first"``) from the M of random data; (3) evolves a
+the last round's M, from the M of random data (``refit_from = "first"``) or from scratch
+(``"scratch"``); (3) evolves a
 fresh controller in the corrected dream; (4) scores it on a few real episodes, for the log
 only: nothing in the loop is chosen by its real score.
 """
@@ -44,16 +45,19 @@ class IterateConfig:
     """Fine-tuning steps of M per round, on windows from all real data so far."""
     lr: float = 3e-4
     refit_from: str = "last"
-    """Where each round's fine-tuning of M starts: "last" (the previous round's M) or
-    "first" (the M trained on random data, so every round's M has trained equally long:
-    on TakeCover, stacking refits made the dream stop telling sweeping from wall-hugging)."""
+    """Where each round's fine-tuning of M starts: "last" (the previous round's M),
+    "first" (the M trained on the first data, so every round's M has trained equally long:
+    on TakeCover, stacking refits made the dream stop telling sweeping from wall-hugging) or
+    "scratch" (a fresh M, trained ``mdnrnn_steps`` at ``lr`` on all data: on CarRacing a
+    fine-tuned M kept paying the exploit the round's data had just shown, two rounds on)."""
     check_episodes: int = 20
     """Real episodes that score each round's controller (logged, never used to choose)."""
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if self.refit_from not in ("last", "first"):
-            raise ValueError(f"refit_from must be 'last' or 'first', got {self.refit_from!r}")
+        if self.refit_from not in ("last", "first", "scratch"):
+            raise ValueError("refit_from must be 'last', 'first' or 'scratch', "
+                             f"got {self.refit_from!r}")
 
     def round_seed(self, k: int) -> int:
         """First real seed of round k's collection (clear of data, eval and check seeds)."""
@@ -110,8 +114,11 @@ def run_round(k: int, cfg: IterateConfig, run_dir: Path, model_dir: Path,
         sampler = SequenceSampler(episodes, mu, logvar, model.game, model.gamevar_scale,
                                   tcfg.seq_len, np.random.default_rng(tcfg.seed), tcfg.latent,
                                   model.rnn.cfg.done_window)
-        init = (load_tensors(run_dir / "mdnrnn" / "final.safetensors")
-                if cfg.refit_from == "first" else model.rnn.state_dict())
+        init = None  # "scratch": a fresh M
+        if cfg.refit_from == "first":
+            init = load_tensors(run_dir / "mdnrnn" / "final.safetensors")
+        elif cfg.refit_from == "last":
+            init = model.rnn.state_dict()
         model.rnn = train_mdnrnn(sampler, model.rnn.cfg, tcfg, rdir / "mdnrnn", device,
                                  init=init)
         model.save(model_dir)
