@@ -3,11 +3,10 @@
 A controller evolved in a dream exploits whatever the dream gets wrong (ours learned to hug
 a wall, where the dream's fireballs never arrive). Each round therefore (1) plays the
 current controller in the real game, with random held actions mixed in for exploration, and
-records those episodes; (2) fine-tunes M on all real data so far, V fixed, starting from
-the last round's M, from the M of random data (``refit_from = "first"``) or from scratch
-(``"scratch"``); (3) evolves a
-fresh controller in the corrected dream; (4) scores it on a few real episodes, for the log
-only: nothing in the loop is chosen by its real score.
+records those episodes; (2) fits M on all real data so far, V fixed, starting from the
+last round's M, from the M of the first data (``refit_from = "first"``) or from scratch
+(``"scratch"``); (3) evolves a fresh controller in the corrected dream; (4) scores it on a
+few real episodes, for the log only: nothing in the loop is chosen by its real score.
 """
 
 from __future__ import annotations
@@ -42,7 +41,7 @@ class IterateConfig:
     max_hold: int = 12
     episodes_per_shard: int = 20
     mdnrnn_steps: int = 600
-    """Fine-tuning steps of M per round, on windows from all real data so far."""
+    """Training steps of M per round, on windows from all real data so far."""
     lr: float = 3e-4
     refit_from: str = "last"
     """Where each round's fine-tuning of M starts: "last" (the previous round's M),
