@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from benchmarks.fidelity import held_out_episodes
+from benchmarks.fidelity import add_policy_argument, held_out_episodes
 from dream_gym.checkpoint import save_json
 from dream_gym.training.mdnrnn import SequenceSampler, held_out_loss
 from dream_gym.training.vae import encode_episodes
@@ -30,8 +30,7 @@ def main() -> None:
     p.add_argument("--episodes", type=int, default=16)
     p.add_argument("--max-steps", type=int, default=1000)
     p.add_argument("--seed", type=int, default=777, help="real seeds; recipes train on 0..")
-    p.add_argument("--policy", default="random", help="held-out collection policy "
-                   "(dream_gym.explore.POLICIES; CarRacing's recipe collects with 'road')")
+    add_policy_argument(p)
     p.add_argument("--batches", type=int, default=8, help="held-out batches of 64 windows")
     p.add_argument("--out", default=None)
     args = p.parse_args()

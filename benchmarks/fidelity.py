@@ -30,6 +30,12 @@ from dream_gym.data import CollectConfig, collect, load_episodes
 from dream_gym.zoo import load_model
 
 
+def add_policy_argument(parser: argparse.ArgumentParser) -> None:
+    """``--policy``: which collection policy plays the held-out episodes."""
+    parser.add_argument("--policy", default="random", help="held-out collection policy "
+                        "(dream_gym.explore.POLICIES; CarRacing's recipe: 'road_modes')")
+
+
 def held_out_episodes(game: str, n: int, seed: int, max_steps: int, policy: str = "random"):
     """Fresh real episodes of a collection ``policy`` (see dream_gym.explore), with seeds no
     recipe trains on."""
@@ -118,8 +124,7 @@ def main() -> None:
     p.add_argument("--temperature", type=float, default=1.0)
     p.add_argument("--max-steps", type=int, default=1000)
     p.add_argument("--seed", type=int, default=777, help="real seeds; recipes train on 0..")
-    p.add_argument("--policy", default="random", help="held-out collection policy "
-                   "(dream_gym.explore.POLICIES; CarRacing's recipe collects with 'road')")
+    add_policy_argument(p)
     p.add_argument("--out", default=None)
     args = p.parse_args()
     model = load_model(args.model)

@@ -82,36 +82,33 @@ def road_modes(rng: np.random.Generator, game: GameSpec, max_hold: int
     """
     follow = road_follower(rng, game, max_hold)
     modes = ("stop", "coast", "lock", "full gas")
-    start = int(rng.integers(1, 151)) if rng.random() < 0.5 else 0
-    state = {"mode": "stand" if start else "follow", "left": start, "since": 0, "action": None}
     none = np.zeros(3, np.float32)
 
-    def fixed(mode: str) -> np.ndarray:
-        if mode == "stop":
-            return np.array([0.0, 0.0, rng.uniform(0.5, 1.0)], np.float32)
+    def segment() -> list[np.ndarray]:
+        mode, n = modes[int(rng.integers(len(modes)))], int(rng.integers(10, 61))
+        if mode == "stop":  # 15 steps of brake, then standing
+            brake = np.array([0.0, 0.0, rng.uniform(0.5, 1.0)], np.float32)
+            return [brake] * 15 + [none] * (n + 15)
         if mode == "coast":
-            return np.array([rng.uniform(-0.3, 0.3), 0.0, 0.0], np.float32)
+            return [np.array([rng.uniform(-0.3, 0.3), 0.0, 0.0], np.float32)] * n
         if mode == "lock":
-            return np.array([rng.choice([-1.0, 1.0]), rng.uniform(0.1, 1.0), 0.0], np.float32)
-        return np.array([0.0, 1.0, 0.0], np.float32)
+            return [np.array([rng.choice([-1.0, 1.0]), rng.uniform(0.1, 1.0), 0.0], np.float32)] * n
+        return [np.array([0.0, 1.0, 0.0], np.float32)] * n
+
+    def plan() -> Iterator[np.ndarray | None]:
+        """The episode's steps: a fixed action, or None for "follow the road"."""
+        if rng.random() < 0.5:  # open standing still, then follow
+            yield from [none] * int(rng.integers(1, 151))
+            yield from [None] * int(rng.integers(50, 251))
+        while True:
+            yield from segment()
+            yield from [None] * int(rng.integers(50, 251))
+
+    steps = plan()
 
     def act(screen: np.ndarray) -> np.ndarray:
-        if state["left"] == 0:  # the current segment is over: follow, or leave the road
-            if state["mode"] == "follow":
-                state["mode"] = modes[int(rng.integers(len(modes)))]
-                state["left"], state["action"] = int(rng.integers(10, 61)), fixed(state["mode"])
-                if state["mode"] == "stop":  # 15 steps of brake, then standing
-                    state["left"] += 30
-            else:
-                state["mode"], state["left"] = "follow", int(rng.integers(50, 251))
-            state["since"] = 0
-        state["left"] -= 1
-        state["since"] += 1
-        if state["mode"] == "follow":
-            return follow(screen)
-        if state["mode"] == "stand" or (state["mode"] == "stop" and state["since"] > 15):
-            return none  # the car stands: no gas, no brake
-        return state["action"]
+        action = next(steps)
+        return follow(screen) if action is None else action
 
     return act
 
