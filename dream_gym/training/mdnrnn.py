@@ -38,6 +38,13 @@ class MDNRNNTrainConfig:
     """Share of episodes held out of training; M is scored on them every ``eval_every``
     steps (TensorBoard ``held_out/``). 0 trains on every episode, as the shipped recipes do."""
     eval_every: int = 50
+    open_loop: int = 0
+    """Also train on open-loop stretches of this many steps, M fed its own samples
+    (:meth:`MDNRNN.loss`); 0 trains teacher-forced only, as seed 003 did."""
+    open_loop_temperature: float = 1.0
+    open_loop_z_weight: float = 1.0
+    """Weight of the open-loop z term; 0 trains only the reward, done and game-variable
+    heads on M's own dreamed states (the dream's z keeps its teacher-forced spread)."""
     seed: int = 0
 
 
@@ -124,8 +131,9 @@ class SequenceSampler:
 
 
 def held_out_loss(rnn: MDNRNN, batches: list[dict[str, torch.Tensor]],
-                  device: torch.device) -> dict[str, float]:
-    """M's teacher-forced loss parts, averaged over fixed held-out batches, and their sum."""
+                  device: torch.device, open_loop: int = 0) -> dict[str, float]:
+    """M's loss parts, averaged over fixed held-out batches, and their sum; with
+    ``open_loop``, also the open-loop parts (``open_loop_*``, see :meth:`MDNRNN.loss`)."""
     was_training = rnn.training
     rnn.eval()
     with torch.no_grad():
@@ -133,7 +141,7 @@ def held_out_loss(rnn: MDNRNN, batches: list[dict[str, torch.Tensor]],
         for b in batches:
             b = {k: v.to(device) for k, v in b.items()}
             rows.append(rnn.loss(b["z"], b["a"], b["z_next"], b["reward"], b["done"],
-                                 b["gamevars"], b["mask"], b["zmask"])[1])
+                                 b["gamevars"], b["mask"], b["zmask"], open_loop)[1])
     rnn.train(was_training)
     out = {k: float(np.mean([r[k] for r in rows])) for k in rows[0]}
     return out | {"total": sum(out.values())}
@@ -160,7 +168,7 @@ def train_mdnrnn(sampler: SequenceSampler, model_cfg: MDNRNNConfig, cfg: MDNRNNT
     writer = make_writer(run_dir, cfg)
 
     def log_held_out(step: int) -> None:
-        for k, v in held_out_loss(rnn, held_batches, device).items():
+        for k, v in held_out_loss(rnn, held_batches, device, cfg.open_loop).items():
             writer.add_scalar(f"held_out/{k}", v, step)
 
     if held_batches and progress["step"] == 0:
@@ -172,12 +180,15 @@ def train_mdnrnn(sampler: SequenceSampler, model_cfg: MDNRNNConfig, cfg: MDNRNNT
             g["lr"] = cfg.lr * (0.05 + 0.95 * 0.5 * (1 + np.cos(np.pi * step / cfg.steps)))
         b = {k: v.to(device) for k, v in sampler.sample(cfg.batch_size).items()}
         loss, parts = rnn.loss(b["z"], b["a"], b["z_next"], b["reward"], b["done"],
-                               b["gamevars"], b["mask"], b["zmask"])
+                               b["gamevars"], b["mask"], b["zmask"], cfg.open_loop,
+                               cfg.open_loop_temperature, cfg.open_loop_z_weight)
         gradient_step(opt, loss, rnn, cfg.grad_clip)
         if step % 25 == 0:
             for k, v in parts.items():
                 writer.add_scalar(f"losses/{k}", v, step)
-            bar.set_postfix(z=f"{parts['z_nll']:.3f}", done=f"{parts['done_bce']:.3f}")
+            bar.set_postfix(z=f"{parts['z_nll']:.3f}", done=f"{parts['done_bce']:.3f}",
+                            **({"z_open_loop": f"{parts['open_loop_z_nll']:.3f}"}
+                               if cfg.open_loop else {}))
         if held_batches and ((step + 1) % cfg.eval_every == 0 or step + 1 == cfg.steps):
             log_held_out(step + 1)
         if (step + 1) % cfg.checkpoint_every == 0 or step + 1 == cfg.steps:

@@ -94,10 +94,74 @@ class MDNRNN(nn.Module):
 
     def loss(self, z: torch.Tensor, a: torch.Tensor, z_next: torch.Tensor,
              reward: torch.Tensor, done: torch.Tensor, gamevars: torch.Tensor,
-             mask: torch.Tensor, zmask: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+             mask: torch.Tensor, zmask: torch.Tensor, open_loop: int = 0,
+             temperature: float = 1.0, open_loop_z_weight: float = 1.0
+             ) -> tuple[torch.Tensor, dict[str, float]]:
         """Mixture NLL of z_{t+1} (where a next frame exists) + weighted done BCE + reward
-        and game-variable MSE."""
-        o, _ = self(z, a)
+        and game-variable MSE, teacher-forced.
+
+        ``open_loop`` > 0 adds the same loss on open-loop predictions: the window is cut
+        into stretches of that length and, from the true state at each stretch's start, M
+        is fed its own sampled z (at ``temperature``, as in a dream) with the real actions
+        and scored against the real future. Teacher-forced, M never sees its own errors;
+        a dream feeds them back every step and drifts toward the data's most common state
+        (PlaNet's overshooting, seed-free form: the samples are not differentiated).
+        ``open_loop_z_weight`` scales the open-loop z term; at 0 only the reward, done and
+        game-variable heads learn what real futures follow M's own dreamed states.
+        """
+        targets = (z_next, reward, done, gamevars, mask, zmask)
+        T = z.shape[1]
+        if open_loop <= 0:
+            parts = self._head_loss(self(z, a)[0], *targets)
+            return sum(parts.values()), {k: v.detach().item() for k, v in parts.items()}
+        if open_loop > T:
+            raise ValueError(f"open_loop ({open_loop}) is longer than the window ({T}); "
+                             "lower open_loop or raise seq_len.")
+        # teacher-forced, stretch by stretch, to keep the LSTM state at each stretch start
+        outs, starts, hc = [], [], None
+        for s in range(0, T, open_loop):
+            starts.append(hc)
+            o_s, hc = self.lstm(torch.cat([z[:, s:s + open_loop], a[:, s:s + open_loop]], -1), hc)
+            outs.append(o_s)
+        tf = self._head_loss(self.heads(torch.cat(outs, 1)), *targets)
+        cut = T // open_loop * open_loop
+        ol = self._head_loss(self._open_loop_heads(z, a, starts, open_loop, temperature),
+                             *(x[:, :cut] for x in targets))
+        total = sum(tf.values()) + sum(ol.values()) - (1 - open_loop_z_weight) * ol["z_nll"]
+        return total, ({k: v.detach().item() for k, v in tf.items()}
+                       | {f"open_loop_{k}": v.detach().item() for k, v in ol.items()})
+
+    def _open_loop_heads(self, z: torch.Tensor, a: torch.Tensor, starts: list, n: int,
+                         temperature: float) -> MDNOutput:
+        """Heads over each stretch of ``n`` steps dreamed from its start state with real
+        actions; windows whose length is not a multiple of ``n`` are cut at the last full
+        stretch (the caller cuts the targets the same way)."""
+        B, T, _ = z.shape
+        k = T // n
+        H = self.cfg.hidden
+        h0 = [torch.zeros(B, H, device=z.device) if s is None else s[0][0] for s in starts[:k]]
+        c0 = [torch.zeros(B, H, device=z.device) if s is None else s[1][0] for s in starts[:k]]
+        h, c = torch.cat(h0), torch.cat(c0)  # (k * B, H), stretch-major
+        zs = z[:, :k * n].reshape(B, k, n, -1).transpose(0, 1).reshape(k * B, n, -1)
+        acts = a[:, :k * n].reshape(B, k, n, -1).transpose(0, 1).reshape(k * B, n, -1)
+        w_ih, w_hh = self.lstm.weight_ih_l0, self.lstm.weight_hh_l0
+        b = self.lstm.bias_ih_l0 + self.lstm.bias_hh_l0
+        zt, hs = zs[:, 0], []
+        for t in range(n):
+            gates = F.linear(torch.cat([zt, acts[:, t]], -1), w_ih) + F.linear(h, w_hh) + b
+            i, f, g, o = gates.chunk(4, -1)  # PyTorch's gate order
+            c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+            h = torch.sigmoid(o) * torch.tanh(c)
+            hs.append(h)
+            with torch.no_grad():
+                zt = self.sample(self.heads(h), temperature, torch.rand_like(zt),
+                                 torch.randn_like(zt))
+        hs = torch.stack(hs, 1).view(k, B, n, H).transpose(0, 1).reshape(B, k * n, H)
+        return self.heads(hs)
+
+    def _head_loss(self, o: MDNOutput, z_next: torch.Tensor, reward: torch.Tensor,
+                   done: torch.Tensor, gamevars: torch.Tensor, mask: torch.Tensor,
+                   zmask: torch.Tensor) -> dict[str, torch.Tensor]:
         log_pi = F.log_softmax(o.logit_pi, -1)
         x = z_next.unsqueeze(-1)
         log_n = (-0.5 * ((x - o.mu) / o.log_sigma.exp()).pow(2) - o.log_sigma
@@ -105,12 +169,10 @@ class MDNRNN(nn.Module):
         nll = -torch.logsumexp(log_pi + log_n, -1).mean(-1)  # per step, mean over z dims
         n = mask.sum().clamp(min=1)
         z_loss = (nll * zmask).sum() / zmask.sum().clamp(min=1)
-        pos_weight = torch.tensor(self.cfg.done_weight, device=z.device)
+        pos_weight = torch.tensor(self.cfg.done_weight, device=z_next.device)
         d_loss = (F.binary_cross_entropy_with_logits(
             o.done_logit, done.float(), pos_weight=pos_weight, reduction="none") * mask).sum() / n
         r_loss = ((o.reward - reward).pow(2) * mask).sum() / n
         g_loss = ((o.gamevars - gamevars).pow(2).mean(-1) * mask).sum() / n \
             if gamevars.shape[-1] else z_loss.new_zeros(())
-        total = z_loss + d_loss + r_loss + g_loss
-        return total, {"z_nll": z_loss.item(), "done_bce": d_loss.item(),
-                       "reward_mse": r_loss.item(), "gamevars_mse": g_loss.item()}
+        return {"z_nll": z_loss, "done_bce": d_loss, "reward_mse": r_loss, "gamevars_mse": g_loss}
