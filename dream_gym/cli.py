@@ -145,6 +145,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--ensemble", nargs="+", default=[], metavar="DIR",
                    help="more model folders (same game and V) whose dreams share each "
                    "candidate's rollouts, e.g. the Ms of earlier iterative rounds")
+    p.add_argument("--ensemble-fitness", choices=("mean", "min"), dest="ensemble_fitness",
+                   help="a candidate's fitness: its mean return over the ensemble's dreams "
+                   "(default) or its mean return in the M where it does worst")
     p.set_defaults(fn=_cmd_evolve)
 
     p = sub.add_parser("evaluate", help="score a zoo controller in the real game")

@@ -70,3 +70,23 @@ def test_ensemble_rejects_uneven_rollouts_and_other_games(members, tmp_path):
                        ensemble=[same])
     with pytest.raises(ValueError, match="is a ImageNav model .* sharing one V"):
         load_dreams(home, [resolve("imagenav")], torch.device("cpu"))
+
+
+def test_min_fitness_scores_each_candidate_by_its_worst_dream(members, tmp_path):
+    """Pessimistic fitness: the same first generation (same candidates, same dreams) scored
+    by the member where each candidate does worst, here the doomed copy, is lower than
+    scored by the mean over both members."""
+    from dream_gym.checkpoint import load_json
+
+    home, _, doomed = members
+    rows = {}
+    for how in ("mean", "min"):
+        cfg = ControllerTrainConfig(generations=1, population=6, rollouts=4, max_steps=120,
+                                    eval_rollouts=8, seed=3, ensemble_fitness=how)
+        train_in_dream(home, cfg, tmp_path / how, torch.device("cpu"), progress=False,
+                       ensemble=[doomed])
+        rows[how] = load_json(tmp_path / how / "es.json")["history"][0]
+    assert rows["min"]["dream_steps"] == rows["mean"]["dream_steps"]  # the same dreams
+    assert rows["min"]["mean"] < rows["mean"]["mean"] - 5, rows
+    with pytest.raises(ValueError, match="ensemble_fitness must be 'mean' or 'min'"):
+        ControllerTrainConfig(ensemble_fitness="max")

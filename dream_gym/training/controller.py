@@ -5,7 +5,8 @@ one batch. The controller never sees a real reward: its fitness is the mean drea
 
 With an ensemble of dreams (several Ms over one V, e.g. those of the iterative rounds) each
 candidate's rollouts are dealt across them, so its fitness is its mean return over all of
-them: a flaw of one M that a controller could exploit pays only in that M's share.
+them: a flaw of one M that a controller could exploit pays only in that M's share (or,
+with ``ensemble_fitness="min"``, its return in the M where it does worst: nothing).
 """
 
 from __future__ import annotations
@@ -43,7 +44,17 @@ class ControllerTrainConfig:
     """Cap on a dream rollout (the length of the paper's Doom episodes)."""
     eval_rollouts: int = 1024
     """Dream rollouts used to score the final controller."""
+    ensemble_fitness: str = "mean"
+    """With an ensemble: a candidate's fitness is its mean return over all dreams ("mean")
+    or its mean return in the M where it does worst ("min"), a pessimistic score that
+    pays nothing for a flaw the other Ms do not share (MOPO/MOReL's idea, without a
+    learned penalty)."""
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.ensemble_fitness not in ("mean", "min"):
+            raise ValueError(f"ensemble_fitness must be 'mean' or 'min', got "
+                             f"{self.ensemble_fitness!r}")
 
 
 def _sample_contexts(frames, actions, n: int, rng: np.random.Generator):
@@ -146,7 +157,10 @@ def train_in_dream(model_dir: str | Path, cfg: ControllerTrainConfig, run_dir: s
         seeds = (cfg.seed * 100_003 + gen) * len(member) + torch.arange(len(member))
         ret, lengths = _ensemble_returns(models, ctrl, member, f, a, cfg.temperature,
                                          cfg.max_steps, seeds)
-        fitness = ret.view(cfg.population, cfg.rollouts).mean(1).numpy()
+        # rollout r of a candidate ran in dream r % len(models): group by model
+        per_model = ret.view(cfg.population, cfg.rollouts // len(models), len(models)).mean(1)
+        fitness = (per_model.amin(1) if cfg.ensemble_fitness == "min"
+                   else per_model.mean(1)).numpy()
         es.tell(solutions, (-fitness).tolist())
         row = {"generation": gen + 1, "mean": float(fitness.mean()),
                "best": float(fitness.max()), "sigma": float(es.sigma),
