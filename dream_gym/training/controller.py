@@ -157,10 +157,9 @@ def train_in_dream(model_dir: str | Path, cfg: ControllerTrainConfig, run_dir: s
         seeds = (cfg.seed * 100_003 + gen) * len(member) + torch.arange(len(member))
         ret, lengths = _ensemble_returns(models, ctrl, member, f, a, cfg.temperature,
                                          cfg.max_steps, seeds)
-        # rollout r of a candidate ran in dream r % len(models): group by model
-        per_model = ret.view(cfg.population, cfg.rollouts // len(models), len(models)).mean(1)
-        fitness = (per_model.amin(1) if cfg.ensemble_fitness == "min"
-                   else per_model.mean(1)).numpy()
+        fitness = ret.view(cfg.population, cfg.rollouts).mean(1).numpy()
+        if cfg.ensemble_fitness == "min":  # rollout r of a candidate ran in dream r % len(models)
+            fitness = ret.view(cfg.population, -1, len(models)).mean(1).amin(1).numpy()
         es.tell(solutions, (-fitness).tolist())
         row = {"generation": gen + 1, "mean": float(fitness.mean()),
                "best": float(fitness.max()), "sigma": float(es.sigma),
