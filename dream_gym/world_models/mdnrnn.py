@@ -103,11 +103,14 @@ class MDNRNN(nn.Module):
         ``open_loop`` > 0 adds the same loss on open-loop predictions: the window is cut
         into stretches of that length and, from the true state at each stretch's start, M
         is fed its own sampled z (at ``temperature``, as in a dream) with the real actions
-        and scored against the real future. Teacher-forced, M never sees its own errors;
-        a dream feeds them back every step and drifts toward the data's most common state
-        (PlaNet's overshooting, seed-free form: the samples are not differentiated).
+        and scored against the real future (the samples are not differentiated).
+        Teacher-forced, M never sees its own errors; a dream feeds them back every step.
         ``open_loop_z_weight`` scales the open-loop z term; at 0 only the reward, done and
         game-variable heads learn what real futures follow M's own dreamed states.
+        Measured (TakeCover card, issue 4's notes): since the real future does not depend
+        on M's own random draws, M learns to ignore them and dreams the average future
+        (no fireball reaches a player at the wall; a straight road under a straight car),
+        so no recipe uses it; tying the draws to the future needs a posterior (PlaNet).
         """
         targets = (z_next, reward, done, gamevars, mask, zmask)
         T = z.shape[1]
