@@ -59,11 +59,11 @@ def measure(model, action: tuple[float, float, float], seed: int, steps: int, ob
     fr, n = np.stack(frames), len(rewards)
     a = torch.tensor(action, dtype=torch.float32)
     ctx = torch.from_numpy(fr[:observe + 1])[None].expand(dreams, -1, -1, -1, -1).contiguous()
-    state = seed_dreams(model.initial_state(ctx, a.expand(dreams, observe, 3).contiguous()),
+    state = seed_dreams(model.initial_state(ctx, a.expand(dreams, observe, len(a)).contiguous()),
                         torch.arange(dreams))
     dream_grass, dream_reward = [], 0.0
     for _ in range(observe, n):
-        state, tr = model.imagine(state, a[None].expand(dreams, 3), temperature)
+        state, tr = model.imagine(state, a.expand(dreams, len(a)), temperature)
         dream_grass.append(float(grass_share(model.render(state).numpy()).mean()))
         dream_reward += float(tr.reward.mean())
     return {"grass_real": segments(grass_share(fr[observe + 1:n + 1])),
@@ -99,8 +99,8 @@ def main() -> None:
     gap = np.mean([r["reward_dream"] - r["reward_real"] for r in rows.values()])
     print(f"mean dreamed minus real reward after step {args.observe}: {gap:+.1f}")
     save_json(args.out, {"model": str(args.model), "temperature": args.temperature,
-                    "observe": args.observe, "dreams": args.dreams, "rows": rows,
-                    "mean_reward_gap": float(gap)})
+                         "observe": args.observe, "dreams": args.dreams, "rows": rows,
+                         "mean_reward_gap": float(gap)})
     print(f"wrote {args.out}")
 
 

@@ -9,7 +9,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["MDNRNNConfig", "MDNRNN", "MDNOutput"]
+__all__ = ["MDNRNNConfig", "MDNRNN", "MDNOutput", "lstm_gates"]
+
+
+def lstm_gates(gates: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """One LSTM step from its pre-activations (PyTorch's i, f, g, o order): (h, c). Shared by
+    the dream's single-matmul step and open-loop training, so both run nn.LSTM's cell."""
+    i, f, g, o = gates.chunk(4, -1)
+    c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+    return torch.sigmoid(o) * torch.tanh(c), c
 
 
 @dataclass
@@ -121,40 +129,36 @@ class MDNRNN(nn.Module):
             raise ValueError(f"open_loop ({open_loop}) is longer than the window ({T}); "
                              "lower open_loop or raise seq_len.")
         # teacher-forced, stretch by stretch, to keep the LSTM state at each stretch start
-        outs, starts, hc = [], [], None
+        zeros = z.new_zeros(1, z.shape[0], self.cfg.hidden)
+        outs, starts, hc = [], [], (zeros, zeros)
         for s in range(0, T, open_loop):
             starts.append(hc)
             o_s, hc = self.lstm(torch.cat([z[:, s:s + open_loop], a[:, s:s + open_loop]], -1), hc)
             outs.append(o_s)
         tf = self._head_loss(self.heads(torch.cat(outs, 1)), *targets)
-        cut = T // open_loop * open_loop
+        starts = starts[:T // open_loop]  # full stretches only; the targets are cut alike
         ol = self._head_loss(self._open_loop_heads(z, a, starts, open_loop, temperature),
-                             *(x[:, :cut] for x in targets))
+                             *(x[:, :len(starts) * open_loop] for x in targets))
         total = sum(tf.values()) + sum(ol.values()) - (1 - open_loop_z_weight) * ol["z_nll"]
         return total, ({k: v.detach().item() for k, v in tf.items()}
                        | {f"open_loop_{k}": v.detach().item() for k, v in ol.items()})
 
-    def _open_loop_heads(self, z: torch.Tensor, a: torch.Tensor, starts: list, n: int,
+    def _open_loop_heads(self, z: torch.Tensor, a: torch.Tensor,
+                         starts: list[tuple[torch.Tensor, torch.Tensor]], n: int,
                          temperature: float) -> MDNOutput:
-        """Heads over each stretch of ``n`` steps dreamed from its start state with real
-        actions; windows whose length is not a multiple of ``n`` are cut at the last full
-        stretch (the caller cuts the targets the same way)."""
-        B, T, _ = z.shape
-        k = T // n
-        H = self.cfg.hidden
-        h0 = [torch.zeros(B, H, device=z.device) if s is None else s[0][0] for s in starts[:k]]
-        c0 = [torch.zeros(B, H, device=z.device) if s is None else s[1][0] for s in starts[:k]]
-        h, c = torch.cat(h0), torch.cat(c0)  # (k * B, H), stretch-major
+        """Heads over the window's first len(starts) stretches of ``n`` steps, each dreamed
+        from its start state (h, c) with the real actions."""
+        B, k, H = z.shape[0], len(starts), self.cfg.hidden
+        h = torch.cat([s[0][0] for s in starts])  # (k * B, H), stretch-major
+        c = torch.cat([s[1][0] for s in starts])
         zs = z[:, :k * n].reshape(B, k, n, -1).transpose(0, 1).reshape(k * B, n, -1)
         acts = a[:, :k * n].reshape(B, k, n, -1).transpose(0, 1).reshape(k * B, n, -1)
         w_ih, w_hh = self.lstm.weight_ih_l0, self.lstm.weight_hh_l0
         b = self.lstm.bias_ih_l0 + self.lstm.bias_hh_l0
         zt, hs = zs[:, 0], []
         for t in range(n):
-            gates = F.linear(torch.cat([zt, acts[:, t]], -1), w_ih) + F.linear(h, w_hh) + b
-            i, f, g, o = gates.chunk(4, -1)  # PyTorch's gate order
-            c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
-            h = torch.sigmoid(o) * torch.tanh(c)
+            h, c = lstm_gates(F.linear(torch.cat([zt, acts[:, t]], -1), w_ih)
+                              + F.linear(h, w_hh) + b, c)
             hs.append(h)
             with torch.no_grad():
                 zt = self.sample(self.heads(h), temperature, torch.rand_like(zt),

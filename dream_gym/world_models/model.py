@@ -11,7 +11,7 @@ from dream_gym import keyed_random
 from dream_gym.checkpoint import CheckpointError, load_state_dict, save_json, save_tensors
 from dream_gym.contract import State, Transition
 from dream_gym.games import get_game
-from dream_gym.world_models.mdnrnn import MDNRNN, MDNRNNConfig
+from dream_gym.world_models.mdnrnn import MDNRNN, MDNRNNConfig, lstm_gates
 from dream_gym.world_models.vae import ConvVAE, VAEConfig, to_input
 
 __all__ = ["WorldModelsDream", "FAMILY", "DONE_MODES"]
@@ -112,9 +112,7 @@ class WorldModelsDream(torch.nn.Module):
         which is most of a lone dream's step (benchmarks/throughput.py)."""
         w, b = self._cell_weights()
         x = torch.cat([state["z"], self._actions(actions.to(self.device)), state["h"]], -1)
-        i, f, g, o = torch.addmm(b, x, w).chunk(4, 1)  # PyTorch's gate order
-        c = torch.sigmoid(f) * state["c"] + torch.sigmoid(i) * torch.tanh(g)
-        return torch.sigmoid(o) * torch.tanh(c), c
+        return lstm_gates(torch.addmm(b, x, w), state["c"])
 
     def _cell_weights(self) -> tuple[torch.Tensor, torch.Tensor]:
         """[W_ih | W_hh]^T and b_ih + b_hh of M's LSTM, rebuilt when its weights change."""
