@@ -5,10 +5,14 @@ dreams ran beside it. Here every dream carries a 32-bit ``key`` and a step ``cou
 its state, and each random number is a hash of (key, counter, stream, index). The same seed
 therefore gives the same trajectory alone, in a vector env of any size, or after other
 dreams in the batch have been reset or dropped. The hash is ``lowbias32`` (C. Wellons,
-"Hash Prospector"), applied twice; it is vectorised over the whole batch in int64 torch ops.
+"Hash Prospector"), applied twice; it is vectorised over the whole batch in int32 torch ops,
+whose multiplication wraps modulo 2**32 exactly as the hash's uint32 arithmetic does (a
+logical shift is an arithmetic one masked), at half the memory traffic of int64.
 """
 
 from __future__ import annotations
+
+import functools
 
 import torch
 
@@ -18,36 +22,61 @@ _MASK = 0xFFFFFFFF
 _GOLDEN = 0x9E3779B9
 
 
+def _i32(x: int) -> int:
+    """A uint32 constant as the int32 with the same bits."""
+    return x - (1 << 32) if x >= 1 << 31 else x
+
+
+def _to_i32(x: torch.Tensor) -> torch.Tensor:
+    """Integers as int32 with the bits of their value modulo 2**32 (torch's conversion
+    keeps the low 32 bits)."""
+    return x.int()
+
+
 def _mix32(x: torch.Tensor) -> torch.Tensor:
-    x = x ^ (x >> 16)
-    x = (x * 0x7FEB352D) & _MASK
-    x = x ^ (x >> 15)
-    x = (x * 0x846CA68B) & _MASK
-    return x ^ (x >> 16)
+    """lowbias32 on int32 bits."""
+    x = x ^ ((x >> 16) & 0xFFFF)
+    x = x * _i32(0x7FEB352D)
+    x = x ^ ((x >> 15) & 0x1FFFF)
+    x = x * _i32(0x846CA68B)
+    return x ^ ((x >> 16) & 0xFFFF)
+
+
+def _unit(bits: torch.Tensor) -> torch.Tensor:
+    """The top 24 of 32 hash bits as float32 in the open interval (0, 1)."""
+    return (((bits >> 8) & 0xFFFFFF).float() + 0.5) * (1.0 / (1 << 24))
+
+
+def _heads(key: torch.Tensor, counter: torch.Tensor, streams: torch.Tensor) -> torch.Tensor:
+    """(B, S) hashes of (key, counter, stream)."""
+    step = _to_i32(counter)[:, None] * 8 + streams.int()
+    return _mix32(_to_i32(key)[:, None] ^ _mix32(step))
 
 
 def _bits(key: torch.Tensor, counter: torch.Tensor, stream: int, n: int) -> torch.Tensor:
-    """(B, n) 32-bit hashes of (key, counter, stream, 0..n-1), as int64."""
-    head = _mix32((key.long() & _MASK) ^ _mix32((counter.long() * 8 + stream) & _MASK))
-    j = torch.arange(n, device=key.device, dtype=torch.long)
-    return _mix32((head[:, None] + j * _GOLDEN) & _MASK)
+    """(B, n) 32-bit hashes of (key, counter, stream, 0..n-1), as int32 bits."""
+    head = _heads(key, counter, torch.tensor([stream], device=key.device))
+    return _mix32(head + _golden(n, key.device))
+
+
+@functools.lru_cache(maxsize=64)
+def _golden(n: int, device: torch.device) -> torch.Tensor:
+    """j * golden ratio modulo 2**32 for j < n, as int32 (cached: a lone dream's step is
+    a few dozen tiny ops, each of which counts)."""
+    return _to_i32(torch.arange(n, device=device, dtype=torch.long) * _GOLDEN)
 
 
 def uniform(key: torch.Tensor, counter: torch.Tensor, stream: int, n: int) -> torch.Tensor:
     """(B, n) float32 uniforms in the open interval (0, 1); ``stream`` < 8 names the use."""
-    return ((_bits(key, counter, stream, n) >> 8).float() + 0.5) * (1.0 / (1 << 24))
+    return _unit(_bits(key, counter, stream, n))
 
 
 def uniform_streams(key: torch.Tensor, counter: torch.Tensor, sizes: tuple[int, ...]
                     ) -> list[torch.Tensor]:
     """``[uniform(key, counter, s, n) for s, n in enumerate(sizes)]`` with the same values,
     hashed in one pass (a dream step needs three streams; one pass costs a third)."""
-    streams = torch.arange(len(sizes), device=key.device, dtype=torch.long)
-    head = _mix32((key.long()[:, None] & _MASK)
-                  ^ _mix32((counter.long()[:, None] * 8 + streams) & _MASK))
-    j = torch.arange(max(sizes), device=key.device, dtype=torch.long)
-    bits = _mix32((head[:, :, None] + j * _GOLDEN) & _MASK)
-    u = ((bits >> 8).float() + 0.5) * (1.0 / (1 << 24))
+    head = _heads(key, counter, torch.arange(len(sizes), device=key.device))
+    u = _unit(_mix32(head[:, :, None] + _golden(max(sizes), key.device)))
     return [u[:, s, :n] for s, n in enumerate(sizes)]
 
 
@@ -65,5 +94,6 @@ def box_muller(u: torch.Tensor, n: int) -> torch.Tensor:
 
 
 def new_keys(seeds: torch.Tensor) -> torch.Tensor:
-    """Well-spread 32-bit keys from small integer seeds (0, 1, 2, ... are fine)."""
-    return _mix32((seeds.long() * _GOLDEN + 0x632BE5AB) & _MASK)
+    """Well-spread 32-bit keys (int64 in [0, 2**32)) from small integer seeds (0, 1, 2, ...
+    are fine)."""
+    return _mix32(_to_i32(seeds.long() * _GOLDEN + 0x632BE5AB)).long() & _MASK

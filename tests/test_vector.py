@@ -163,6 +163,33 @@ def test_keyed_noise_is_uniform_and_independent_across_keys_and_steps():
         assert abs(r) < 4 / np.sqrt(u.numel()), r
 
 
+def test_keyed_noise_is_lowbias32_bit_for_bit():
+    """The vectorised int32 hash equals lowbias32 on uint32 written out in plain Python, for
+    keys and counters across the whole 32-bit range (it relies on int32 wrapping)."""
+    from dream_gym.keyed_random import new_keys, uniform
+
+    mask, golden = 0xFFFFFFFF, 0x9E3779B9
+
+    def mix(x: int) -> int:
+        x ^= x >> 16
+        x = (x * 0x7FEB352D) & mask
+        x ^= x >> 15
+        x = (x * 0x846CA68B) & mask
+        return x ^ (x >> 16)
+
+    seeds = [0, 1, 7, 12345, 2**31 - 1, 2**40 + 3]
+    keys = new_keys(torch.tensor(seeds))
+    assert keys.tolist() == [mix((s * golden + 0x632BE5AB) & mask) for s in seeds]
+    t = torch.tensor([0, 1, 99, 2**20, 2**28 + 5, 3])
+    u = uniform(keys, t, 5, 40)
+    for row, (key, step) in enumerate(zip(keys.tolist(), t.tolist(), strict=True)):
+        head = mix(key ^ mix((step * 8 + 5) & mask))
+        bits = [mix((head + j * golden) & mask) for j in range(40)]
+        expected = (np.array([b >> 8 for b in bits], np.float32) + np.float32(0.5)) \
+            * np.float32(1 / (1 << 24))
+        np.testing.assert_array_equal(u[row].numpy(), expected)
+
+
 def test_model_view_of_a_real_frame_is_what_the_dream_shows_for_it():
     """The dream's first pixel observation is V's reconstruction of its real context frame;
     ModelView shows a real-game agent exactly that for the same frame."""

@@ -15,7 +15,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from dream_gym.contract import State, seed_dreams
+from dream_gym.contract import State, seed_dreams, select_rows
 from dream_gym.envs.latent import latent_space
 from dream_gym.games import get_game
 
@@ -74,6 +74,7 @@ class DreamCore:
         self.steps = np.zeros(num_dreams, np.int64)
         self.gamevars = np.zeros((num_dreams, self.contexts["gamevars"].shape[-1]), np.float32)
         self._screens: np.ndarray | None = None
+        self._initial: State | None = None
 
     def set_temperature(self, temperature: float) -> None:
         """tau of seed 003 for the next steps (mixture logits / tau, sigma * sqrt(tau))."""
@@ -85,17 +86,27 @@ class DreamCore:
     def reset_rows(self, rows: np.ndarray, rngs: list[np.random.Generator],
                    options: dict[str, Any] | None = None) -> None:
         """Start new dreams in ``rows``, row ``rows[i]`` drawing from ``rngs[i]``."""
-        ctx = [self._context(options or {}, rng) for rng in rngs]
-        frames, actions, gamevars = (torch.stack([c[i] for c in ctx]) for i in range(3))
+        options = options or {}
+        if "context" in options:
+            frames, actions, gamevars = self._user_context(options["context"])
+            n = len(rows)
+            fresh = self.model.initial_state(frames.expand(n, *frames.shape),
+                                             actions.expand(n, *actions.shape))
+            gamevars = gamevars.expand(n, *gamevars.shape)
+        else:
+            which = torch.tensor([self._context_index(options, rng) for rng in rngs])
+            fresh = select_rows(self._initial_states(), which.to(self.model.device))
+            gamevars = self.contexts["gamevars"][which]
         seeds = torch.from_numpy(np.concatenate([rng.integers(2**31, size=1) for rng in rngs]))
-        fresh = seed_dreams(self.model.initial_state(frames, actions), seeds)
+        fresh = seed_dreams(fresh, seeds)
         idx = torch.as_tensor(rows, dtype=torch.long, device=self.model.device)
         if self.state is None:
             if len(rows) != self.n:
                 raise RuntimeError("The first reset must start every dream.")
             self.state = fresh
         else:
-            self.state = {k: v.index_copy(0, idx, fresh[k]) for k, v in self.state.items()}
+            for k, v in self.state.items():  # the state's tensors are the engine's own
+                v.index_copy_(0, idx, fresh[k])
         self.steps[rows] = 0
         self.gamevars = self.gamevars.copy()  # observations handed out keep their values
         self.gamevars[rows] = gamevars.numpy()
@@ -160,17 +171,23 @@ class DreamCore:
                 for key in self.real_observation_space.spaces}
 
     # --- helpers ----------------------------------------------------------------------------
-    def _context(self, options: dict[str, Any], rng: np.random.Generator):
-        if "context" in options:
-            return self._user_context(options["context"])
+    def _initial_states(self) -> State:
+        """The model's state after each shipped context, computed once in one batch, so a
+        reset picks rows instead of encoding its context again (that cost ~1 ms a dream,
+        a tenth of a batched step: benchmarks/throughput.py)."""
+        if self._initial is None:
+            self._initial = self.model.initial_state(self.contexts["frames"],
+                                                     self.contexts["actions"])
+        return self._initial
+
+    def _context_index(self, options: dict[str, Any], rng: np.random.Generator) -> int:
         n = len(self.contexts["frames"])
         i = options.get("context_index")
         if i is None:
-            i = int(rng.integers(n))
-        elif not 0 <= int(i) < n:
+            return int(rng.integers(n))
+        if not 0 <= int(i) < n:
             raise ValueError(f"context_index {i} out of range: this model ships {n} contexts.")
-        return (self.contexts["frames"][i], self.contexts["actions"][i],
-                self.contexts["gamevars"][i])
+        return int(i)
 
     def _user_context(self, ctx: dict[str, Any]):
         try:

@@ -9,15 +9,35 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["MDNRNNConfig", "MDNRNN", "MDNOutput", "lstm_gates"]
+__all__ = ["MDNRNNConfig", "MDNRNN", "MDNOutput", "lstm_gates", "fused_cell_weights",
+           "fused_lstm_step"]
 
 
 def lstm_gates(gates: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """One LSTM step from its pre-activations (PyTorch's i, f, g, o order): (h, c). Shared by
-    the dream's single-matmul step and open-loop training, so both run nn.LSTM's cell."""
+    """One LSTM step from its pre-activations (PyTorch's i, f, g, o order): (h, c), as
+    nn.LSTM's cell computes it, differentiable (open-loop training)."""
     i, f, g, o = gates.chunk(4, -1)
     c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
     return torch.sigmoid(o) * torch.tanh(c), c
+
+
+def fused_cell_weights(lstm: nn.LSTM) -> tuple[torch.Tensor, torch.Tensor]:
+    """``([W_ih | W_hh]^T, b_ih + b_hh)`` of a one-layer LSTM laid out for
+    :func:`fused_lstm_step`: one matrix multiply of ``[x, h]`` gives all gates, in the order
+    i, f, o, g, with g's rows doubled (tanh(g) = 2 sigmoid(2g) - 1)."""
+    i, f, g, o = torch.cat([lstm.weight_ih_l0, lstm.weight_hh_l0], 1).detach().chunk(4)
+    bi, bf, bg, bo = (lstm.bias_ih_l0 + lstm.bias_hh_l0).detach().chunk(4)
+    return torch.cat([i, f, o, 2 * g]).t().contiguous(), torch.cat([bi, bf, bo, 2 * bg])
+
+
+def fused_lstm_step(gates: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`lstm_gates` for inference, on :func:`fused_cell_weights`' layout: one sigmoid
+    over all gates, in place (``gates`` is overwritten). On CPU torch's tanh costs 3.5x a
+    sigmoid, and these elementwise calls are most of a batched dream step beside its two
+    matrix multiplies (benchmarks/throughput.py); the result equals nn.LSTM's to ~1e-7."""
+    i, f, o, g = gates.sigmoid_().chunk(4, -1)
+    c = torch.addcmul(f * c, i, g.mul_(2).sub_(1))
+    return o * (2 * c).sigmoid_().mul_(2).sub_(1), c
 
 
 @dataclass
@@ -57,9 +77,19 @@ class MDNRNN(nn.Module):
         self.extra = nn.Linear(cfg.hidden, 2 + cfg.gamevars)  # reward, done logit, gamevars
 
     def heads(self, h: torch.Tensor) -> MDNOutput:
-        shape = (*h.shape[:-1], self.cfg.z_dim, self.cfg.gaussians)
-        logit_pi, mu, log_sigma = self.mdn(h).view(*shape[:-2], 3, *shape[-2:]).unbind(-3)
-        extra = self.extra(h)
+        return self.split_heads(torch.cat([self.mdn(h), self.extra(h)], -1))
+
+    def fused_head_weights(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(W^T, b)`` of both heads, so that inference computes them in one matrix
+        multiply (``addmm(b, h, W^T)``, then :meth:`split_heads`)."""
+        w = torch.cat([self.mdn.weight, self.extra.weight]).detach()
+        return w.t().contiguous(), torch.cat([self.mdn.bias, self.extra.bias]).detach()
+
+    def split_heads(self, out: torch.Tensor) -> MDNOutput:
+        """MDNOutput from both heads' outputs concatenated (..., 3 z K + 2 + gamevars)."""
+        z, k = self.cfg.z_dim, self.cfg.gaussians
+        mdn, extra = out[..., :3 * z * k], out[..., 3 * z * k:]
+        logit_pi, mu, log_sigma = mdn.unflatten(-1, (3, z, k)).unbind(-3)
         return MDNOutput(logit_pi, mu, log_sigma.clamp(-7.0, 3.0), extra[..., 0],
                          extra[..., 1], extra[..., 2:])
 

@@ -11,7 +11,7 @@ from dream_gym import keyed_random
 from dream_gym.checkpoint import CheckpointError, load_state_dict, save_json, save_tensors
 from dream_gym.contract import State, Transition
 from dream_gym.games import get_game
-from dream_gym.world_models.mdnrnn import MDNRNN, MDNRNNConfig, lstm_gates
+from dream_gym.world_models.mdnrnn import MDNRNN, MDNRNNConfig, fused_cell_weights, fused_lstm_step
 from dream_gym.world_models.vae import ConvVAE, VAEConfig, to_input
 
 __all__ = ["WorldModelsDream", "FAMILY", "DONE_MODES"]
@@ -76,7 +76,8 @@ class WorldModelsDream(torch.nn.Module):
         key, t = state["key"], state["t"]
         zdim = self.rnn.cfg.z_dim
         h, c = self._advance(state, actions)
-        o = self.rnn.heads(h)
+        w, b = self._weights()["heads"]
+        o = self.rnn.split_heads(torch.addmm(b, h, w))
         # streams: 0 picks mixture components, 1 draws normals, 2 samples done
         u_pick, u_normal, u_done = keyed_random.uniform_streams(
             key, t, (zdim, 2 * ((zdim + 1) // 2), 1))
@@ -110,19 +111,19 @@ class WorldModelsDream(torch.nn.Module):
     def _advance(self, state: State, actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """One LSTM step as a single matrix multiply: nn.LSTM pays ~1 ms of setup per call,
         which is most of a lone dream's step (benchmarks/throughput.py)."""
-        w, b = self._cell_weights()
+        w, b = self._weights()["cell"]
         x = torch.cat([state["z"], self._actions(actions.to(self.device)), state["h"]], -1)
-        return lstm_gates(torch.addmm(b, x, w), state["c"])
+        return fused_lstm_step(torch.addmm(b, x, w), state["c"])
 
-    def _cell_weights(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """[W_ih | W_hh]^T and b_ih + b_hh of M's LSTM, rebuilt when its weights change."""
-        lstm = self.rnn.lstm
-        key = tuple((p.data_ptr(), p._version) for p in lstm.parameters())
-        if getattr(self, "_cell_key", None) != key:
-            w = torch.cat([lstm.weight_ih_l0, lstm.weight_hh_l0], 1).t().contiguous()
-            self._cell = (w.detach(), (lstm.bias_ih_l0 + lstm.bias_hh_l0).detach())
-            self._cell_key = key
-        return self._cell
+    def _weights(self) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+        """M's weights laid out for a dream step (:func:`fused_cell_weights`,
+        :meth:`MDNRNN.fused_head_weights`), rebuilt when they change (training, loading)."""
+        key = tuple((p.data_ptr(), p._version) for p in self.rnn.parameters())
+        if getattr(self, "_weights_key", None) != key:
+            self._fused = {"cell": fused_cell_weights(self.rnn.lstm),
+                           "heads": self.rnn.fused_head_weights()}
+            self._weights_key = key
+        return self._fused
 
     # --- checkpoint I/O --------------------------------------------------------------------
     def save(self, model_dir: str | Path) -> None:
