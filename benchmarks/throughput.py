@@ -10,7 +10,8 @@ float32 matrix-multiply peak measured at the same thread count in half-second wi
 alternating with the dream's own, and the memory the N dreams take. Every rate is the best
 of half-second windows (:func:`timed`), the same statistic as the peak. FLOPs are counted
 by ``torch.utils.flop_counter`` on the model's own calls (matrix multiplies and
-convolutions), so any model family is measured the same way.
+convolutions), so any model family is measured the same way. The last column is the
+ceiling: the dream's steps/s if its FLOPs ran at the peak, over the real game's.
 """
 
 from __future__ import annotations
@@ -178,7 +179,8 @@ def main() -> None:
     print(f"\n{args.env} on {res['threads']} torch thread(s); matmul peak "
           f"{peak / 1e9:.1f} GFLOP/s (best window; % peak below uses the peak measured in "
           "windows alternating with that row's)")
-    print(f"{'what':<28}{'steps/s':>12}{'x real':>9}{'% peak':>8}{'RSS MiB':>9}")
+    print(f"{'what':<28}{'steps/s':>12}{'x real':>9}{'% peak':>8}{'RSS MiB':>9}"
+          f"{'x real at 100% peak':>21}")
     print(f"{'real ' + get_game(game).env_id:<28}{real:>12,.0f}{1:>9.1f}")
     for kind in ("latent", "pixels"):
         r = res[f"single_{kind}_steps_per_s"]
@@ -187,7 +189,8 @@ def main() -> None:
         print(f"{'dream, batched latent N=' + n:<28}{b['steps_per_s']:>12,.0f}"
               f"{b['steps_per_s'] / real:>9.1f}"
               f"{100 * b['flops_per_s'] / b['matmul_peak_flops']:>8.1f}"
-              f"{b['rss_added_mib']:>9.0f}")
+              f"{b['rss_added_mib']:>9.0f}"
+              f"{b['matmul_peak_flops'] / b['flops_per_step'] / real:>21.1f}")
     px = res["single_pixels_breakdown"]
     print(f"a lone pixel step: model {px['model_step_us']:.0f} us + decode {px['decode_us']:.0f} "
           f"us ({px['decode_flops'] / 1e6:.0f} MFLOP, "
