@@ -77,18 +77,17 @@ class MDNRNN(nn.Module):
         self.extra = nn.Linear(cfg.hidden, 2 + cfg.gamevars)  # reward, done logit, gamevars
 
     def heads(self, h: torch.Tensor) -> MDNOutput:
-        return self.split_heads(torch.cat([self.mdn(h), self.extra(h)], -1))
+        return self.split_heads(self.mdn(h), self.extra(h))
 
     def fused_head_weights(self) -> tuple[torch.Tensor, torch.Tensor]:
         """``(W^T, b)`` of both heads, so that inference computes them in one matrix
-        multiply (``addmm(b, h, W^T)``, then :meth:`split_heads`)."""
+        multiply (``addmm(b, h, W^T)``, split into the two heads for :meth:`split_heads`)."""
         w = torch.cat([self.mdn.weight, self.extra.weight]).detach()
         return w.t().contiguous(), torch.cat([self.mdn.bias, self.extra.bias]).detach()
 
-    def split_heads(self, out: torch.Tensor) -> MDNOutput:
-        """MDNOutput from both heads' outputs concatenated (..., 3 z K + 2 + gamevars)."""
+    def split_heads(self, mdn: torch.Tensor, extra: torch.Tensor) -> MDNOutput:
+        """MDNOutput from the mixture head's (..., 3 z K) and the other heads' outputs."""
         z, k = self.cfg.z_dim, self.cfg.gaussians
-        mdn, extra = out[..., :3 * z * k], out[..., 3 * z * k:]
         logit_pi, mu, log_sigma = mdn.unflatten(-1, (3, z, k)).unbind(-3)
         return MDNOutput(logit_pi, mu, log_sigma.clamp(-7.0, 3.0), extra[..., 0],
                          extra[..., 1], extra[..., 2:])

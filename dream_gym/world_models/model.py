@@ -77,7 +77,7 @@ class WorldModelsDream(torch.nn.Module):
         zdim = self.rnn.cfg.z_dim
         h, c = self._advance(state, actions)
         w, b = self._weights()["heads"]
-        o = self.rnn.split_heads(torch.addmm(b, h, w))
+        o = self.rnn.split_heads(*torch.addmm(b, h, w).split(self.rnn.mdn.out_features, -1))
         # streams: 0 picks mixture components, 1 draws normals, 2 samples done
         u_pick, u_normal, u_done = keyed_random.uniform_streams(
             key, t, (zdim, 2 * ((zdim + 1) // 2), 1))
