@@ -51,22 +51,19 @@ def timed(step, min_seconds: float, window: float = 0.5, beside=None) -> tuple[f
     by a third from minute to minute (other tenants, turbo), and a ratio of a best to a mean
     would charge that drift to the dream. ``beside``: another step timed in windows that
     alternate with these, so both see the same drift; returns (best rate, its best rate)."""
-    best, other = 0.0, 0.0
     steps = [step] if beside is None else [step, beside]
     for f in steps:
         for _ in range(3):
             f()
+    best = [0.0] * len(steps)
     t_end = time.perf_counter() + min_seconds
     while time.perf_counter() < t_end:
         for k, f in enumerate(steps):
             n, t0 = 0, time.perf_counter()
             while (elapsed := time.perf_counter() - t0) < window:
                 n += f()
-            if k == 0:
-                best = max(best, n / elapsed)
-            else:
-                other = max(other, n / elapsed)
-    return best, other
+            best[k] = max(best[k], n / elapsed)
+    return best[0], (best[1] if beside is not None else 0.0)
 
 
 def env_steps_per_s(env: gym.Env, seconds: float) -> float:
@@ -106,8 +103,7 @@ def pixel_breakdown(env: gym.Env, seconds: float) -> dict:
     core = env.unwrapped._core
     env.reset(seed=0)
     model, state = core.model, core.state
-    action = torch.zeros((1, *core.game.action_shape), dtype=torch.float32)
-    action = action.long() if core.game.discrete else action
+    action = torch.from_numpy(core.check_actions(env.action_space.sample(), "benchmark"))
     frame = model.render(state)
     parts = {
         "model_step": lambda: model.imagine(state, action, 1.0),

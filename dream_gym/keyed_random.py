@@ -47,16 +47,13 @@ def _unit(bits: torch.Tensor) -> torch.Tensor:
     return (((bits >> 8) & 0xFFFFFF).float() + 0.5) * (1.0 / (1 << 24))
 
 
-def _heads(key: torch.Tensor, counter: torch.Tensor, streams: torch.Tensor) -> torch.Tensor:
-    """(B, S) hashes of (key, counter, stream)."""
+def _bits(key: torch.Tensor, counter: torch.Tensor, streams: torch.Tensor, n: int
+          ) -> torch.Tensor:
+    """(B, S, n) 32-bit hashes of (key, counter, stream, 0..n-1) for each of the S
+    ``streams``, as int32 bits."""
     step = _to_i32(counter)[:, None] * 8 + streams.int()
-    return _mix32(_to_i32(key)[:, None] ^ _mix32(step))
-
-
-def _bits(key: torch.Tensor, counter: torch.Tensor, stream: int, n: int) -> torch.Tensor:
-    """(B, n) 32-bit hashes of (key, counter, stream, 0..n-1), as int32 bits."""
-    head = _heads(key, counter, torch.tensor([stream], device=key.device))
-    return _mix32(head + _golden(n, key.device))
+    head = _mix32(_to_i32(key)[:, None] ^ _mix32(step))
+    return _mix32(head[:, :, None] + _golden(n, key.device))
 
 
 @functools.lru_cache(maxsize=64)
@@ -68,15 +65,14 @@ def _golden(n: int, device: torch.device) -> torch.Tensor:
 
 def uniform(key: torch.Tensor, counter: torch.Tensor, stream: int, n: int) -> torch.Tensor:
     """(B, n) float32 uniforms in the open interval (0, 1); ``stream`` < 8 names the use."""
-    return _unit(_bits(key, counter, stream, n))
+    return _unit(_bits(key, counter, torch.tensor([stream], device=key.device), n))[:, 0]
 
 
 def uniform_streams(key: torch.Tensor, counter: torch.Tensor, sizes: tuple[int, ...]
                     ) -> list[torch.Tensor]:
     """``[uniform(key, counter, s, n) for s, n in enumerate(sizes)]`` with the same values,
     hashed in one pass (a dream step needs three streams; one pass costs a third)."""
-    head = _heads(key, counter, torch.arange(len(sizes), device=key.device))
-    u = _unit(_mix32(head[:, :, None] + _golden(max(sizes), key.device)))
+    u = _unit(_bits(key, counter, torch.arange(len(sizes), device=key.device), max(sizes)))
     return [u[:, s, :n] for s, n in enumerate(sizes)]
 
 

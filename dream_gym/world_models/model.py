@@ -75,8 +75,9 @@ class WorldModelsDream(torch.nn.Module):
                              "dream_gym.contract.seed_dreams(state, seeds) before imagine().")
         key, t = state["key"], state["t"]
         zdim = self.rnn.cfg.z_dim
-        h, c = self._advance(state, actions)
-        w, b = self._weights()["heads"]
+        weights = self._weights()
+        h, c = self._advance(state, actions, weights["cell"])
+        w, b = weights["heads"]
         o = self.rnn.split_heads(*torch.addmm(b, h, w).split(self.rnn.mdn.out_features, -1))
         # streams: 0 picks mixture components, 1 draws normals, 2 samples done
         u_pick, u_normal, u_done = keyed_random.uniform_streams(
@@ -91,7 +92,7 @@ class WorldModelsDream(torch.nn.Module):
 
     @torch.no_grad()
     def observe(self, state: State, actions: torch.Tensor, frames: torch.Tensor) -> State:
-        h, c = self._advance(state, actions)
+        h, c = self._advance(state, actions, self._weights()["cell"])
         mu, _ = self.vae.encode(to_input(frames.to(self.device)))
         return {**state, "z": mu, "h": h, "c": c}
 
@@ -108,10 +109,11 @@ class WorldModelsDream(torch.nn.Module):
     def _actions(self, actions: torch.Tensor) -> torch.Tensor:
         return self.spec.action_features(actions)
 
-    def _advance(self, state: State, actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def _advance(self, state: State, actions: torch.Tensor,
+                 cell: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         """One LSTM step as a single matrix multiply: nn.LSTM pays ~1 ms of setup per call,
         which is most of a lone dream's step (benchmarks/throughput.py)."""
-        w, b = self._weights()["cell"]
+        w, b = cell
         x = torch.cat([state["z"], self._actions(actions.to(self.device)), state["h"]], -1)
         return fused_lstm_step(torch.addmm(b, x, w), state["c"])
 
