@@ -63,16 +63,22 @@ def _golden(n: int, device: torch.device) -> torch.Tensor:
     return _to_i32(torch.arange(n, device=device, dtype=torch.long) * _GOLDEN)
 
 
+@functools.lru_cache(maxsize=64)
+def _streams(first: int, count: int, device: torch.device) -> torch.Tensor:
+    """Stream ids first..first+count-1 (cached, as :func:`_golden`: built once, not per step)."""
+    return torch.arange(first, first + count, device=device)
+
+
 def uniform(key: torch.Tensor, counter: torch.Tensor, stream: int, n: int) -> torch.Tensor:
     """(B, n) float32 uniforms in the open interval (0, 1); ``stream`` < 8 names the use."""
-    return _unit(_bits(key, counter, torch.tensor([stream], device=key.device), n))[:, 0]
+    return _unit(_bits(key, counter, _streams(stream, 1, key.device), n))[:, 0]
 
 
 def uniform_streams(key: torch.Tensor, counter: torch.Tensor, sizes: tuple[int, ...]
                     ) -> list[torch.Tensor]:
     """``[uniform(key, counter, s, n) for s, n in enumerate(sizes)]`` with the same values,
     hashed in one pass (a dream step needs three streams; one pass costs a third)."""
-    u = _unit(_bits(key, counter, torch.arange(len(sizes), device=key.device), max(sizes)))
+    u = _unit(_bits(key, counter, _streams(0, len(sizes), key.device), max(sizes)))
     return [u[:, s, :n] for s, n in enumerate(sizes)]
 
 
