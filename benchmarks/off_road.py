@@ -24,18 +24,13 @@ import torch
 
 from dream_gym.checkpoint import save_json
 from dream_gym.contract import seed_dreams
+from dream_gym.games import carracing_grass_share as grass_share
 from dream_gym.games import get_game
 from dream_gym.zoo import load_model
 
 ACTIONS = {"left lock": (-1.0, 0.3, 0.0), "right lock": (1.0, 0.3, 0.0),
            "straight": (0.0, 0.5, 0.0), "gentle left": (-0.3, 0.4, 0.0)}
 SEGMENT = 50
-
-
-def grass_share(frames: np.ndarray) -> np.ndarray:
-    """Share of green pixels in rows 46-60, columns 26-38 of 64x64 frames (around the car)."""
-    p = frames[:, 46:60, 26:38].astype(np.float32)
-    return ((p[..., 1] - p[..., 0]) > 50).mean((1, 2))
 
 
 def segments(x: np.ndarray) -> list[float]:

@@ -13,6 +13,7 @@ __version__ = "0.1.0"
 
 DREAM_IDS: dict[str, dict] = {
     "Dream-TakeCover-v0": {"model": "takecover", "game": "TakeCover"},
+    "Dream-CarRacing-v0": {"model": "carracing", "game": "CarRacing"},
     # GTM-SM: reset memorises a real walk (the context), then 256 steps are predicted
     "Dream-ImageNav-v0": {"model": "imagenav", "game": "ImageNav", "max_episode_steps": 256},
 }

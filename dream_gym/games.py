@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-__all__ = ["GameSpec", "GAMES", "get_game", "resize_frame"]
+__all__ = ["GameSpec", "GAMES", "get_game", "resize_frame", "carracing_grass_share"]
 
 FRAME_SIZE = 64
 _SPACES: dict[str, tuple[gym.Space, gym.Space]] = {}
@@ -65,6 +65,9 @@ class GameSpec:
         crop_rows: rows of the screen the model sees (CarRacing: above the dashboard).
         frame_size: side of the model's square frames (64 for the World Models games).
         fps: frames per second of the real game (videos play at its speed).
+        off_track: (N, S, S, 3) model frames -> (N,) bool, the player has left the track;
+            labels real frames for the dream's off-track probe (dream_gym.training.off_track).
+        off_track_reward: the game's reward per step for a player stuck off the track.
     """
 
     name: str
@@ -81,6 +84,8 @@ class GameSpec:
     crop_rows: tuple[int, int] | None = None
     frame_size: int = FRAME_SIZE
     fps: int = 30
+    off_track: Callable[[np.ndarray], np.ndarray] | None = field(repr=False, default=None)
+    off_track_reward: float = 0.0
 
     def make(self, **kwargs: Any) -> gym.Env:
         return self.make_fn(self.env_id, **kwargs)
@@ -172,6 +177,18 @@ def _carracing_random_action(rng: np.random.Generator) -> np.ndarray:
     return np.array([rng.uniform(-1, 1), rng.uniform(0, 1), brake], np.float32)
 
 
+def carracing_grass_share(frames: np.ndarray) -> np.ndarray:
+    """Share of green (grass) pixels in rows 46-60, columns 26-38 of 64x64 CarRacing frames:
+    the patch around the car."""
+    p = frames[:, 46:60, 26:38].astype(np.float32)
+    return ((p[..., 1] - p[..., 0]) > 50).mean((1, 2))
+
+
+def _carracing_off_track(frames: np.ndarray) -> np.ndarray:
+    """Off the track: more than half of the patch around the car is grass."""
+    return carracing_grass_share(frames) > 0.5
+
+
 GAMES: dict[str, GameSpec] = {
     "TakeCover": GameSpec(
         name="TakeCover",
@@ -197,6 +214,8 @@ GAMES: dict[str, GameSpec] = {
         random_action=_carracing_random_action,
         crop_rows=(0, 84),  # seed 003's code drops the 12-row dashboard before resizing
         fps=50,  # CarRacing-v3's render_fps
+        off_track=_carracing_off_track,
+        off_track_reward=-0.1,  # the per-frame cost; no tile is ever visited on the grass
     ),
     "ImageNav": GameSpec(
         name="ImageNav",

@@ -12,8 +12,9 @@ with ``ensemble_fitness="min"``, its return in the M where it does worst: nothin
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 
 import cma
@@ -23,12 +24,14 @@ from tqdm import tqdm
 
 from dream_gym.agents.controller import LinearController
 from dream_gym.checkpoint import load_json, load_tensors, save_json, save_tensors
-from dream_gym.contract import WorldModel
-from dream_gym.rollout import dream_returns
+from dream_gym.contract import State, WorldModel, seed_dreams, select_rows
+from dream_gym.games import GameSpec
+from dream_gym.rollout import StopRule, state_returns
 from dream_gym.training.common import make_writer, seed_everything
+from dream_gym.training.off_track import OffTrackProbe, OffTrackStop
 from dream_gym.zoo import load_contexts, load_model
 
-__all__ = ["ControllerTrainConfig", "train_in_dream", "dream_score"]
+__all__ = ["ControllerTrainConfig", "train_in_dream", "dream_score", "starting_states"]
 
 
 @dataclass
@@ -49,6 +52,12 @@ class ControllerTrainConfig:
     or its mean return in the M where it does worst ("min"), a pessimistic score that
     pays nothing for a flaw the other Ms do not share (MOPO/MOReL's idea, without a
     learned penalty)."""
+    off_track_patience: int = 0
+    """End a dream once V's latent has shown the player off the track this many steps
+    running, charging the game's off-track reward for the steps left (a pessimistic model
+    of what the dream gets wrong there: dream_gym.training.off_track); 0: never."""
+    off_track_grace: int = 50
+    """Steps before the off-track stop looks (CarRacing's start zooms in over grass)."""
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -57,39 +66,53 @@ class ControllerTrainConfig:
                              f"{self.ensemble_fitness!r}")
 
 
-def _sample_contexts(frames, actions, n: int, rng: np.random.Generator):
-    idx = torch.from_numpy(rng.integers(len(frames), size=n))
-    return frames[idx], actions[idx]
+def starting_states(models: Sequence[WorldModel], frames: torch.Tensor, actions: torch.Tensor,
+                    chunk: int = 256) -> list[State]:
+    """Each model's state after each context, computed once for all the rollouts that start
+    there (a 16-frame context costs V and M 16 steps; CMA-ES starts thousands of dreams)."""
+    out = []
+    for model in models:
+        parts = [model.initial_state(frames[i : i + chunk], actions[i : i + chunk])
+                 for i in range(0, len(frames), chunk)]
+        out.append({k: torch.cat([p[k] for p in parts]) for k in parts[0]})
+    return out
 
 
 def _ensemble_returns(models: Sequence[WorldModel], controller: LinearController,
-                      member: torch.Tensor | None, frames: torch.Tensor, actions: torch.Tensor,
-                      temperature: float, max_steps: int, seeds: torch.Tensor
+                      member: torch.Tensor | None, starts: Sequence[State], context: torch.Tensor,
+                      temperature: float, max_steps: int, seeds: torch.Tensor,
+                      stop: Callable[[int], StopRule] | None = None
                       ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Returns and lengths of dreams i = 0..B-1, dream i run by controller ``member[i]``
-    (None: controller 0 for all) in model ``i % len(models)`` (one batched rollout per model)."""
+    """Returns and lengths of dreams i = 0..B-1, dream i started from context ``context[i]``
+    (of ``starts``), run by controller ``member[i]`` (None: controller 0 for all) in model
+    ``i % len(models)`` (one batched rollout per model)."""
     B = len(seeds)
     ret, lengths = torch.zeros(B), torch.zeros(B, dtype=torch.long)
     for k, model in enumerate(models):
         idx = torch.arange(k, B, len(models))
         m = None if member is None else member[idx].to(model.device)
-        ret[idx], lengths[idx] = dream_returns(
+        state = seed_dreams(select_rows(starts[k], context[idx].to(model.device)), seeds[idx])
+        ret[idx], lengths[idx] = state_returns(
             model, lambda x, rows, m=m: controller.act(x, None if m is None else m[rows]),
-            frames[idx], actions[idx], temperature, max_steps, seeds[idx])
+            state, temperature, max_steps, stop)
     return ret, lengths
 
 
 def dream_score(model: WorldModel | Sequence[WorldModel], controller: LinearController, n: int,
                 temperature: float, max_steps: int, seed: int,
-                contexts: tuple[torch.Tensor, torch.Tensor]) -> tuple[float, float]:
+                contexts: tuple[torch.Tensor, torch.Tensor],
+                stop: Callable[[int], StopRule] | None = None,
+                starts: Sequence[State] | None = None) -> tuple[float, float]:
     """Mean and std of a controller's return over ``n`` dreams started from ``contexts``
-    (dealt across the models of an ensemble)."""
+    (dealt across the models of an ensemble), ended by ``stop`` where given. ``starts``:
+    the models' :func:`starting_states` of ``contexts``, when already computed."""
     models = list(model) if isinstance(model, Sequence) else [model]
     frames, actions = contexts
-    f, a = _sample_contexts(frames, actions, n, np.random.default_rng(seed))
+    starts = starting_states(models, frames, actions) if starts is None else starts
+    context = torch.from_numpy(np.random.default_rng(seed).integers(len(frames), size=n))
     ctrl = controller.to(models[0].device)
-    ret, _ = _ensemble_returns(models, ctrl, None, f, a, temperature, max_steps,
-                               seed * 1_000_003 + torch.arange(n))
+    ret, _ = _ensemble_returns(models, ctrl, None, starts, context, temperature, max_steps,
+                               seed * 1_000_003 + torch.arange(n), stop)
     return float(ret.mean()), float(ret.std())
 
 
@@ -105,6 +128,16 @@ def load_dreams(model_dir: str | Path, ensemble: Sequence[str | Path],
                 f"{model_dir} is {models[0].game} with {models[0].feature_dim}: an ensemble "
                 "needs models of one game sharing one V (e.g. the Ms of one recipe's rounds).")
     return models
+
+
+def _off_track_stop(model_dir: str | Path, cfg: ControllerTrainConfig, game: GameSpec,
+                    device: torch.device) -> Callable[[int], StopRule] | None:
+    """The off-track stop the config asks for, as a factory of per-rollout rules."""
+    if cfg.off_track_patience <= 0:
+        return None
+    probe = OffTrackProbe.load(model_dir, device)
+    return partial(OffTrackStop, probe, cfg.off_track_patience, cfg.off_track_grace,
+                   game.off_track_reward, cfg.max_steps)
 
 
 def train_in_dream(model_dir: str | Path, cfg: ControllerTrainConfig, run_dir: str | Path,
@@ -130,6 +163,9 @@ def train_in_dream(model_dir: str | Path, cfg: ControllerTrainConfig, run_dir: s
     ctx = load_contexts(model_dir)
     frames, actions = ctx["frames"], ctx["actions"]
     n_params = LinearController.num_params(model.feature_dim, model.spec.controller_outputs)
+    stop = _off_track_stop(model_dir, cfg, model.spec, device)
+    with torch.no_grad():
+        starts = starting_states(models, frames, actions)
 
     start_gen, x0, sigma0, history = 0, np.zeros(n_params), cfg.sigma0, []
     if (run_dir / "es.json").exists():  # warm restart from the last generation's mean/sigma
@@ -153,10 +189,10 @@ def train_in_dream(model_dir: str | Path, cfg: ControllerTrainConfig, run_dir: s
         solutions = es.ask()
         ctrl = LinearController(model.game, model.feature_dim, np.stack(solutions)).to(device)
         member = torch.arange(cfg.population, device=device).repeat_interleave(cfg.rollouts)
-        f, a = _sample_contexts(frames, actions, len(member), rng)
+        context = torch.from_numpy(rng.integers(len(frames), size=len(member)))
         seeds = (cfg.seed * 100_003 + gen) * len(member) + torch.arange(len(member))
-        ret, lengths = _ensemble_returns(models, ctrl, member, f, a, cfg.temperature,
-                                         cfg.max_steps, seeds)
+        ret, lengths = _ensemble_returns(models, ctrl, member, starts, context,
+                                         cfg.temperature, cfg.max_steps, seeds, stop)
         fitness = ret.view(cfg.population, cfg.rollouts).mean(1).numpy()
         if cfg.ensemble_fitness == "min":  # rollout r of a candidate ran in dream r % len(models)
             fitness = ret.view(cfg.population, -1, len(models)).mean(1).amin(1).numpy()
@@ -177,7 +213,7 @@ def train_in_dream(model_dir: str | Path, cfg: ControllerTrainConfig, run_dir: s
             break
     final = LinearController(model.game, model.feature_dim, es.mean)
     score, std = dream_score(models, final, cfg.eval_rollouts, cfg.temperature, cfg.max_steps,
-                             cfg.seed + 12345, (frames, actions))
+                             cfg.seed + 12345, (frames, actions), stop, starts)
     writer.add_scalar("charts/final_dream_score", score, len(history))
     writer.close()
     summary = {"dream_score": score, "dream_std": std, "generations": len(history),
@@ -186,7 +222,8 @@ def train_in_dream(model_dir: str | Path, cfg: ControllerTrainConfig, run_dir: s
         summary["ensemble"] = [str(model_dir), *map(str, ensemble)]
         summary["dream_scores"] = [  # the final controller in each dream alone
             dream_score(m, final, cfg.eval_rollouts // len(models), cfg.temperature,
-                        cfg.max_steps, cfg.seed + 12345, (frames, actions))[0] for m in models]
+                        cfg.max_steps, cfg.seed + 12345, (frames, actions), stop, [s])[0]
+            for m, s in zip(models, starts, strict=True)]
     if export_dir is not None:
         final.save(Path(export_dir) / "controller", {"temperature": cfg.temperature, **summary})
     return summary

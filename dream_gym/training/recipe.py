@@ -120,6 +120,18 @@ def run_recipe(recipe_path: str | Path, runs_root: str | Path = "runs",
 
     stages.run("mdnrnn", rnn_stage)
 
+    if r.get("controller", {}).get("off_track_patience", 0) > 0:
+        def probe_stage():  # V's off-track probe, for the controller's off-track stop
+            from dream_gym.training.off_track import fit_probe
+
+            lat = load_tensors(run_dir / "vae" / "latents.safetensors")
+            probe, metrics = fit_probe(lat["mu"].numpy(), episodes.frames, get_game(r["game"]),
+                                       seed=seed)
+            probe.save(model_dir, metrics)
+            return metrics
+
+        stages.run("off_track", probe_stage)
+
     if "controller" in r:
         from dream_gym.training.controller import ControllerTrainConfig, train_in_dream
 
