@@ -54,7 +54,8 @@ def _lone_trajectory(env_id: str, seed: int, actions: np.ndarray):
     return out
 
 
-@pytest.mark.parametrize("env_id", IDS)
+# discrete-action dreams that end within 300 steps (CarRacing's run 1000 steps before truncating)
+@pytest.mark.parametrize("env_id", [i for i in IDS if "CarRacing" not in i])
 def test_same_seed_same_trajectory_alone_or_in_the_vector_env(env_id):
     """Dream 4 of 6 (seed 7 + 4) replays a lone env seeded 11, across autoresets, while
     its neighbours take other actions and end at other times."""
