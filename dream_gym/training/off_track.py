@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from dream_gym.checkpoint import CheckpointError, load_json, load_tensors, save_json, save_tensors
+from dream_gym.checkpoint import CheckpointError, load_tensors, save_json, save_tensors
 from dream_gym.games import GameSpec
 
 __all__ = ["OffTrackProbe", "OffTrackStop", "fit_probe", "PROBE_FILE"]
@@ -59,10 +59,6 @@ class OffTrackProbe:
                 "fit_probe (the recipe's off_track stage does), or set off_track_patience = 0.")
         t = load_tensors(stem.with_suffix(".safetensors"), device)
         return cls(t["weight"], t["bias"])
-
-    @staticmethod
-    def metrics(model_dir: str | Path) -> dict:
-        return load_json(Path(model_dir) / f"{PROBE_FILE}.json")
 
 
 def fit_probe(z: np.ndarray, frames: np.ndarray, game: GameSpec, steps: int = 2000,
