@@ -5,7 +5,8 @@
 
 Prints a table and writes JSON: real-game steps/s (random actions), single dream env
 steps/s (latent and pixels, with where a pixel step's time goes), batched dream steps/s
-(latent ``DreamVectorEnv``) for each N, the batched dream's FLOP/s as a fraction of a
+(``DreamVectorEnv``, latent for each N, pixels for a few N: a pixel step decodes every
+dream's frame and resizes it to the real screen), the batched dream's FLOP/s as a fraction of a
 float32 matrix-multiply peak measured at the same thread count in half-second windows
 alternating with the dream's own, and the memory the N dreams take. Every rate is the best
 of half-second windows (:func:`timed`), the same statistic as the peak. FLOPs are counted
@@ -125,13 +126,17 @@ def rss_mib() -> float:
     return float("nan")
 
 
-def batched(model_name: str, n: int, seconds: float, peak: MatmulPeak) -> dict:
+def batched(model_name: str, n: int, seconds: float, peak: MatmulPeak,
+            obs_type: str = "latent") -> dict:
     before = rss_mib()
-    venv = DreamVectorEnv(n, model=model_name, obs_type="latent")
+    venv = DreamVectorEnv(n, model=model_name, obs_type=obs_type)
     venv.reset(seed=0)
     venv.action_space.seed(0)
     action = torch.from_numpy(venv.action_space.sample())
-    per_step = flops(lambda: venv.model.imagine(venv._core.state, action, 1.0)) / n
+    model, state = venv.model, venv._core.state
+    per_step = flops(lambda: model.imagine(state, action, 1.0)) / n
+    if obs_type == "pixels":  # and each step decodes every dream's frame
+        per_step += flops(lambda: model.render(state)) / n
 
     def step() -> int:
         venv.step(venv.action_space.sample())
@@ -149,6 +154,8 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--env", default="Dream-TakeCover-v0")
     p.add_argument("--sizes", type=int, nargs="+", default=[1, 64, 1024, 4096])
+    p.add_argument("--pixel-sizes", type=int, nargs="+", default=[64, 256],
+                   help="batch sizes of the batched pixel dream")
     p.add_argument("--seconds", type=float, default=5.0, help="time per measurement")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: all)")
     p.add_argument("--out", default="benchmarks/results/throughput.json")
@@ -168,7 +175,10 @@ def main() -> None:
                                                             args.seconds)
     res["single_pixels_breakdown"] = pixel_breakdown(gym.make(args.env), args.seconds)
     res["batched"] = {str(n): batched(model_name, n, args.seconds, peak) for n in args.sizes}
-    res["matmul_peak_flops"] = max(b["matmul_peak_flops"] for b in res["batched"].values())
+    res["batched_pixels"] = {str(n): batched(model_name, n, args.seconds, peak, "pixels")
+                             for n in args.pixel_sizes}
+    res["matmul_peak_flops"] = max(b["matmul_peak_flops"] for part in ("batched", "batched_pixels")
+                                   for b in res[part].values())
     res["max_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
     real, peak = res["real_steps_per_s"], res["matmul_peak_flops"]
@@ -181,8 +191,10 @@ def main() -> None:
     for kind in ("latent", "pixels"):
         r = res[f"single_{kind}_steps_per_s"]
         print(f"{'dream, single, ' + kind:<28}{r:>12,.0f}{r / real:>9.1f}")
-    for n, b in res["batched"].items():
-        print(f"{'dream, batched latent N=' + n:<28}{b['steps_per_s']:>12,.0f}"
+    rows = [(f"latent N={n}", b) for n, b in res["batched"].items()]
+    rows += [(f"pixels N={n}", b) for n, b in res["batched_pixels"].items()]
+    for name, b in rows:
+        print(f"{'dream, batched ' + name:<28}{b['steps_per_s']:>12,.0f}"
               f"{b['steps_per_s'] / real:>9.1f}"
               f"{100 * b['flops_per_s'] / b['matmul_peak_flops']:>8.1f}"
               f"{b['rss_added_mib']:>9.0f}"
