@@ -64,11 +64,11 @@ def test_same_seed_same_trajectory_alone_or_in_the_vector_env(env_id):
     """Dream 4 of 6 (seed 7 + 4) replays a lone env seeded 11, across autoresets, while
     its neighbours take other actions and end at other times."""
     limit = LIMITS.get(env_id, {})
-    space = gym.make(env_id).action_space
+    venv = _make_vec(env_id, obs_type="latent", **limit)
+    space = venv.single_action_space
     space.seed(0)
     actions = [[space.sample() for _ in range(N)] for _ in range(300)]
     alone = _lone_trajectory(env_id, 11, [a[4] for a in actions], **limit)
-    venv = _make_vec(env_id, obs_type="latent", **limit)
     obs, _ = venv.reset(seed=7)
     together = [(obs[4], 0.0, False)]
     for a in actions:
