@@ -6,8 +6,8 @@
 Prints a table and writes JSON: real-game steps/s (random actions), single dream env
 steps/s (latent and pixels, with where a pixel step's time goes), batched dream steps/s
 (``DreamVectorEnv``, latent for each N, pixels for a few N: a pixel step decodes every
-dream's frame and resizes it to the real screen), the batched dream's FLOP/s as a fraction of a
-float32 matrix-multiply peak measured at the same thread count in half-second windows
+dream's frame and resizes it to the real screen), the batched dream's FLOP/s as a fraction
+of a float32 matrix-multiply peak measured at the same thread count in half-second windows
 alternating with the dream's own, and the memory the N dreams take. Every rate is the best
 of half-second windows (:func:`timed`), the same statistic as the peak. FLOPs are counted
 by ``torch.utils.flop_counter`` on the model's own calls (matrix multiplies and
