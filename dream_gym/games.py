@@ -137,7 +137,7 @@ class GameSpec:
                 return torch.nn.functional.one_hot(actions.long(), self.action_dim).float()
             return actions.float()
         if self.discrete:
-            return np.eye(self.action_dim, dtype=np.float32)[np.asarray(actions, np.int64)]
+            return (np.asarray(actions)[..., None] == np.arange(self.action_dim)).astype(np.float32)
         return np.asarray(actions, np.float32)
 
     def sample_actions(self, rng: np.random.Generator, n: int) -> np.ndarray:

@@ -60,6 +60,7 @@ class DreamCore:
         self.contexts = load_contexts(model)
         self.model = load_model(model, device, game=game)
         self.game = get_game(self.model.game)
+        self.device = self.model.device
         self.n = num_dreams
         self.obs_type = obs_type
         self.set_temperature(temperature)
@@ -95,11 +96,11 @@ class DreamCore:
             gamevars = gamevars.expand(n, *gamevars.shape)
         else:
             which = torch.tensor([self._context_index(options, rng) for rng in rngs])
-            fresh = select_rows(self._initial_states(), which.to(self.model.device))
+            fresh = select_rows(self._initial_states(), which.to(self.device))
             gamevars = self.contexts["gamevars"][which]
         seeds = torch.from_numpy(np.concatenate([rng.integers(2**31, size=1) for rng in rngs]))
         fresh = seed_dreams(fresh, seeds)
-        idx = torch.as_tensor(rows, dtype=torch.long, device=self.model.device)
+        idx = torch.as_tensor(rows, dtype=torch.long, device=self.device)
         if self.state is None:
             if len(rows) != self.n:
                 raise RuntimeError("The first reset must start every dream.")
@@ -116,7 +117,7 @@ class DreamCore:
         """Advance every dream one step; returns (rewards, terminated, truncated)."""
         if self.state is None:
             raise RuntimeError("Call reset() before step().")
-        a = torch.from_numpy(actions).to(self.model.device)
+        a = torch.from_numpy(actions).to(self.device)
         self.state, tr = self.model.imagine(self.state, a, self.temperature)
         self._screens = None
         self.gamevars = tr.gamevars.cpu().numpy().astype(np.float32)

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import torch
 
 from dream_gym import keyed_random
 from dream_gym.checkpoint import CheckpointError, load_state_dict, save_json, save_tensors
 from dream_gym.contract import State, Transition
 from dream_gym.games import get_game
+from dream_gym.world_models import lone_step
 from dream_gym.world_models.mdnrnn import MDNRNN, MDNRNNConfig, fused_cell_weights, fused_lstm_step
 from dream_gym.world_models.vae import ConvVAE, VAEConfig, to_input
 
@@ -67,12 +70,18 @@ class WorldModelsDream(torch.nn.Module):
             _, (h, c) = self.rnn.lstm(torch.cat([z[:, :-1], a], -1), (h, c))
         return {"z": z[:, -1].contiguous(), "h": h[0], "c": c[0]}
 
-    @torch.no_grad()
     def imagine(self, state: State, actions: torch.Tensor, temperature: float
                 ) -> tuple[State, Transition]:
         if "key" not in state:
             raise ValueError("This state has no random stream: pass it through "
                              "dream_gym.contract.seed_dreams(state, seeds) before imagine().")
+        if len(actions) == 1 and state["h"].is_cpu:
+            return self._imagine_lone(state, actions, temperature)
+        return self._imagine_batch(state, actions, temperature)
+
+    @torch.no_grad()
+    def _imagine_batch(self, state: State, actions: torch.Tensor, temperature: float
+                       ) -> tuple[State, Transition]:
         key, t = state["key"], state["t"]
         zdim = self.rnn.cfg.z_dim
         weights = self._weights()
@@ -89,6 +98,24 @@ class WorldModelsDream(torch.nn.Module):
             done = u_done[:, 0] < self.rnn.hazard(o.done_logit)
         return ({"z": z, "h": h, "c": c, "key": key, "t": t + 1},
                 Transition(o.reward, done, o.gamevars * self.gamevar_scale))
+
+    def _imagine_lone(self, state: State, actions: torch.Tensor, temperature: float
+                      ) -> tuple[State, Transition]:
+        """:meth:`imagine` for one dream on CPU, in :mod:`lone_step`'s compiled kernels:
+        the same random bits and the same values to float32 rounding, in a quarter of the
+        time (benchmarks/throughput.py). Few torch calls: each costs microseconds here."""
+        cfg = self.rnn.cfg
+        t = state["t"].item()
+        z, h, c, extra, done = lone_step.dream_step(
+            state["z"].numpy()[0], self._actions(actions.numpy())[0], state["h"].numpy()[0],
+            state["c"].numpy()[0], *self._weights(as_numpy=True), cfg.gaussians,
+            state["key"].item(), t, float(temperature), self.done_mode == "threshold",
+            cfg.done_weight, cfg.done_window)
+        state = {"z": torch.from_numpy(z[None]), "h": torch.from_numpy(h[None]),
+                 "c": torch.from_numpy(c[None]), "key": state["key"],
+                 "t": torch.tensor([t + 1])}
+        return state, Transition(torch.from_numpy(extra[None, 0]), torch.tensor([done]),
+                                 torch.from_numpy(extra[None, 2:] * np.float32(self.gamevar_scale)))
 
     @torch.no_grad()
     def observe(self, state: State, actions: torch.Tensor, frames: torch.Tensor) -> State:
@@ -117,15 +144,23 @@ class WorldModelsDream(torch.nn.Module):
         x = torch.cat([state["z"], self._actions(actions.to(self.device)), state["h"]], -1)
         return fused_lstm_step(torch.addmm(b, x, w), state["c"])
 
-    def _weights(self) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    def _weights(self, as_numpy: bool = False) -> Any:
         """M's weights laid out for a dream step (:func:`fused_cell_weights`,
-        :meth:`MDNRNN.fused_head_weights`), rebuilt when they change (training, loading)."""
-        key = tuple((p.data_ptr(), p._version) for p in self.rnn.parameters())
+        :meth:`MDNRNN.fused_head_weights`), rebuilt when they change (training, loading);
+        ``as_numpy``: as NumPy views (w_cell, b_cell, w_heads, b_heads), CPU only."""
+        if getattr(self, "_params", (None,))[0] is not self.rnn:  # parameters() costs ~50 us
+            self._params = (self.rnn, list(self.rnn.parameters()))
+        key = tuple((p.data_ptr(), p._version) for p in self._params[1])
         if getattr(self, "_weights_key", None) != key:
             self._fused = {"cell": fused_cell_weights(self.rnn.lstm),
                            "heads": self.rnn.fused_head_weights()}
+            self._fused_numpy = None
             self._weights_key = key
-        return self._fused
+        if not as_numpy:
+            return self._fused
+        if self._fused_numpy is None:  # (w_cell, b_cell, w_heads, b_heads)
+            self._fused_numpy = tuple(x.numpy() for wb in self._fused.values() for x in wb)
+        return self._fused_numpy
 
     # --- checkpoint I/O --------------------------------------------------------------------
     def save(self, model_dir: str | Path) -> None:
