@@ -68,7 +68,8 @@ class WorldModel(Protocol):
         ...
 
     def features(self, state: State) -> torch.Tensor:
-        """The latent observation (B, feature_dim) float32 an agent sees."""
+        """The latent observation (B, feature_dim) float32 an agent sees: a new tensor,
+        which the engine hands out as it is (no view of the state)."""
         ...
 
     def render(self, state: State) -> torch.Tensor:

@@ -165,7 +165,8 @@ class DreamCore:
     def observations(self) -> np.ndarray | dict[str, np.ndarray]:
         """Batched observations (N, ...) in the single observation space's layout."""
         if self.obs_type == "latent":
-            return self.model.features(self.state).cpu().numpy().astype(np.float32)
+            # features are a new tensor (the contract): no second copy of N x F floats
+            return self.model.features(self.state).cpu().numpy().astype(np.float32, copy=False)
         if self.game.screen_key is None:
             return self.screens()
         return {key: self.screens() if key == self.game.screen_key else self.gamevars
