@@ -4,7 +4,8 @@
     python benchmarks/throughput.py --threads 1       # one core, like the real game
 
 Prints a table and writes JSON: real-game steps/s (random actions), single dream env
-steps/s (latent and pixels, with where a pixel step's time goes), batched dream steps/s
+steps/s (latent and pixels, each timed in windows alternating with the real game's, whose
+ratio the table prints; with where a pixel step's time goes), batched dream steps/s
 (``DreamVectorEnv``, latent for each N, pixels for a few N: a pixel step decodes every
 dream's frame and resizes it to the real screen), the batched dream's FLOP/s as a fraction
 of a float32 matrix-multiply peak measured at the same thread count in half-second windows
