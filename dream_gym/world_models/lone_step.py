@@ -18,9 +18,10 @@ import math
 import numpy as np
 from numba import njit
 
-__all__ = ["dream_step", "uniform"]
+from dream_gym.keyed_random import _GOLDEN
+from dream_gym.keyed_random import _MASK as _M32
 
-_M32 = 0xFFFFFFFF
+__all__ = ["dream_step", "uniform"]
 
 
 @njit(cache=True, inline="always")
@@ -39,7 +40,7 @@ def uniform(key: int, counter: int, stream: int, j: int) -> float:
     ``keyed_random.uniform(key, counter, stream, n)[:, j]`` (bit for bit, as a float)."""
     step = (counter * 8 + stream) & _M32
     head = _mix32((key & _M32) ^ _mix32(step))
-    bits = _mix32((head + ((j * 0x9E3779B9) & _M32)) & _M32)
+    bits = _mix32((head + ((j * _GOLDEN) & _M32)) & _M32)
     return ((bits >> 8) + 0.5) * (1.0 / (1 << 24))
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -109,7 +108,7 @@ class WorldModelsDream(torch.nn.Module):
         t = state["t"].item()
         z, h, c, extra, done = lone_step.dream_step(
             state["z"].numpy()[0], self._actions(actions.numpy())[0], state["h"].numpy()[0],
-            state["c"].numpy()[0], *self._weights(as_numpy=True), cfg.gaussians,
+            state["c"].numpy()[0], *self._lone_weights(), cfg.gaussians,
             state["key"].item(), t, float(temperature), self.done_mode == "threshold",
             cfg.done_weight, cfg.done_window)
         state = {"z": torch.from_numpy(z[None]), "h": torch.from_numpy(h[None]),
@@ -149,10 +148,9 @@ class WorldModelsDream(torch.nn.Module):
             gates = self._gates = x.new_empty(len(x), len(b))
         return fused_lstm_step(torch.addmm(b, x, w, out=gates), state["c"])
 
-    def _weights(self, as_numpy: bool = False) -> Any:
+    def _weights(self) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
         """M's weights laid out for a dream step (:func:`fused_cell_weights`,
-        :meth:`MDNRNN.fused_head_weights`), rebuilt when they change (training, loading);
-        ``as_numpy``: as NumPy views (w_cell, b_cell, w_heads, b_heads), CPU only."""
+        :meth:`MDNRNN.fused_head_weights`), rebuilt when they change (training, loading)."""
         if getattr(self, "_params", (None,))[0] is not self.rnn:  # parameters() costs ~50 us
             self._params = (self.rnn, list(self.rnn.parameters()))
         key = tuple((p.data_ptr(), p._version) for p in self._params[1])
@@ -161,10 +159,13 @@ class WorldModelsDream(torch.nn.Module):
                            "heads": self.rnn.fused_head_weights()}
             self._fused_numpy = None
             self._weights_key = key
-        if not as_numpy:
-            return self._fused
-        if self._fused_numpy is None:  # (w_cell, b_cell, w_heads, b_heads)
-            self._fused_numpy = tuple(x.numpy() for wb in self._fused.values() for x in wb)
+        return self._fused
+
+    def _lone_weights(self) -> tuple[np.ndarray, ...]:
+        """:meth:`_weights` as NumPy views (w_cell, b_cell, w_heads, b_heads), CPU only."""
+        fused = self._weights()
+        if self._fused_numpy is None:
+            self._fused_numpy = tuple(x.numpy() for wb in fused.values() for x in wb)
         return self._fused_numpy
 
     # --- checkpoint I/O --------------------------------------------------------------------
