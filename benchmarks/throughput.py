@@ -12,7 +12,8 @@ of a float32 matrix-multiply peak measured at the same thread count in half-seco
 alternating with the dream's own, and the memory the N dreams take. Every rate is the best
 of half-second windows (:func:`timed`), the same statistic as the peak. FLOPs are counted
 by ``torch.utils.flop_counter`` on the model's own calls (matrix multiplies and
-convolutions), so any model family is measured the same way. The last column is the
+convolutions), so any model family is measured the same way; zero padding a model adds for
+speed (World Models' ``head_align``) is not counted. The last column is the
 ceiling: the dream's steps/s if its FLOPs ran at the peak, over the real game's.
 """
 
@@ -22,6 +23,8 @@ import argparse
 import platform
 import resource
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import gymnasium as gym
@@ -103,6 +106,20 @@ def flops(fn) -> int:
     return counter.get_total_flops()
 
 
+@contextmanager
+def unpadded(model) -> Iterator[None]:
+    """The model without the zero outputs it pads its heads with for speed, so that the
+    FLOPs counted are its own work."""
+    align = getattr(model, "head_align", None)
+    if align is not None:
+        model.head_align = 1
+    try:
+        yield
+    finally:
+        if align is not None:
+            model.head_align = align
+
+
 def pixel_breakdown(env: gym.Env, seconds: float) -> dict:
     """Where a lone pixel dream's step goes: the model's step, decoding its frame (V's
     decoder, FLOP/s), and resizing it to the real screen."""
@@ -142,7 +159,8 @@ def batched(model_name: str, n: int, seconds: float, peak: MatmulPeak,
     # counted on two rows: a lone dream's step runs outside torch (world_models.lone_step)
     two = select_rows(state, torch.zeros(2, dtype=torch.long))
     actions = action[:1].expand(2, *action.shape[1:])
-    per_step = flops(lambda: model.imagine(two, actions, 1.0)) / 2
+    with unpadded(model):
+        per_step = flops(lambda: model.imagine(two, actions, 1.0)) / 2
     if obs_type == "pixels":  # and each step decodes every dream's frame
         per_step += flops(lambda: model.render(two)) / 2
 

@@ -79,11 +79,14 @@ class MDNRNN(nn.Module):
     def heads(self, h: torch.Tensor) -> MDNOutput:
         return self.split_heads(self.mdn(h), self.extra(h))
 
-    def fused_head_weights(self) -> tuple[torch.Tensor, torch.Tensor]:
+    def fused_head_weights(self, align: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
         """``(W^T, b)`` of both heads, so that inference computes them in one matrix
-        multiply (``addmm(b, h, W^T)``, split into the two heads for :meth:`split_heads`)."""
+        multiply (``addmm(b, h, W^T)``, split into the two heads for :meth:`split_heads`).
+        ``align`` pads the outputs with zero columns to a multiple of it, after the heads'."""
         w = torch.cat([self.mdn.weight, self.extra.weight]).detach()
-        return w.t().contiguous(), torch.cat([self.mdn.bias, self.extra.bias]).detach()
+        b = torch.cat([self.mdn.bias, self.extra.bias]).detach()
+        pad = -len(w) % align
+        return F.pad(w, (0, 0, 0, pad)).t().contiguous(), F.pad(b, (0, pad))
 
     def split_heads(self, mdn: torch.Tensor, extra: torch.Tensor) -> MDNOutput:
         """MDNOutput from the mixture head's (..., 3 z K) and the other heads' outputs."""

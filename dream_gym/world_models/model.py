@@ -36,6 +36,11 @@ class WorldModelsDream(torch.nn.Module):
     (64 + 512 + 512 inputs) did; ``c`` carries the slower memory a sweeping policy needs.
     """
 
+    head_align: int = 8
+    """A batched step computes M's heads padded with zero outputs to a multiple of this: at
+    TakeCover's 963 outputs CPU matrix multiplies ran 25-30% slower than at 968 (N = 1024,
+    one and two threads). 1 turns the padding off."""
+
     def __init__(self, game: str, vae: ConvVAE, rnn: MDNRNN, gamevar_scale: float = 1.0,
                  done_mode: str = "bernoulli", features: str = "zh") -> None:
         super().__init__()
@@ -86,7 +91,9 @@ class WorldModelsDream(torch.nn.Module):
         weights = self._weights()
         h, c = self._advance(state, actions, weights["cell"])
         w, b = weights["heads"]
-        o = self.rnn.split_heads(*torch.addmm(b, h, w).split(self.rnn.mdn.out_features, -1))
+        heads, n_mdn = torch.addmm(b, h, w), self.rnn.mdn.out_features
+        o = self.rnn.split_heads(heads[:, :n_mdn],
+                                 heads[:, n_mdn : n_mdn + self.rnn.extra.out_features])
         # streams: 0 picks mixture components, 1 draws normals, 2 samples done
         u_pick, u_normal, u_done = keyed_random.uniform_streams(
             key, t, (zdim, 2 * ((zdim + 1) // 2), 1))
@@ -153,19 +160,20 @@ class WorldModelsDream(torch.nn.Module):
         :meth:`MDNRNN.fused_head_weights`), rebuilt when they change (training, loading)."""
         if getattr(self, "_params", (None,))[0] is not self.rnn:  # parameters() costs ~50 us
             self._params = (self.rnn, list(self.rnn.parameters()))
-        key = tuple((p.data_ptr(), p._version) for p in self._params[1])
+        key = (self.head_align, *((p.data_ptr(), p._version) for p in self._params[1]))
         if getattr(self, "_weights_key", None) != key:
             self._fused = {"cell": fused_cell_weights(self.rnn.lstm),
-                           "heads": self.rnn.fused_head_weights()}
+                           "heads": self.rnn.fused_head_weights(self.head_align)}
             self._fused_numpy = None
             self._weights_key = key
         return self._fused
 
     def _lone_weights(self) -> tuple[np.ndarray, ...]:
-        """:meth:`_weights` as NumPy views (w_cell, b_cell, w_heads, b_heads), CPU only."""
-        fused = self._weights()
+        """:meth:`_weights` as NumPy arrays (w_cell, b_cell, w_heads, b_heads), CPU only;
+        the heads without padding (the kernel finds the extra heads after the mixture's)."""
+        cell = self._weights()["cell"]
         if self._fused_numpy is None:
-            self._fused_numpy = tuple(x.numpy() for wb in fused.values() for x in wb)
+            self._fused_numpy = tuple(x.numpy() for x in (*cell, *self.rnn.fused_head_weights()))
         return self._fused_numpy
 
     # --- checkpoint I/O --------------------------------------------------------------------
