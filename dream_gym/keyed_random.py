@@ -13,6 +13,7 @@ logical shift is an arithmetic one masked), at half the memory traffic of int64.
 from __future__ import annotations
 
 import functools
+import itertools
 
 import torch
 
@@ -77,9 +78,14 @@ def uniform(key: torch.Tensor, counter: torch.Tensor, stream: int, n: int) -> to
 def uniform_streams(key: torch.Tensor, counter: torch.Tensor, sizes: tuple[int, ...]
                     ) -> list[torch.Tensor]:
     """``[uniform(key, counter, s, n) for s, n in enumerate(sizes)]`` with the same values,
-    hashed in one pass (a dream step needs three streams; one pass costs a third)."""
-    u = _unit(_bits(key, counter, _streams(0, len(sizes), key.device), max(sizes)))
-    return [u[:, s, :n] for s, n in enumerate(sizes)]
+    hashed in one pass per run of equal sizes (a dream step needs three streams; one pass
+    costs a third, and a short stream after long ones is not padded to their length)."""
+    out: list[torch.Tensor] = []
+    for n, run in itertools.groupby(sizes):
+        first, count = len(out), len(list(run))
+        u = _unit(_bits(key, counter, _streams(first, count, key.device), n))
+        out += u.unbind(1)
+    return out
 
 
 def normal(key: torch.Tensor, counter: torch.Tensor, stream: int, n: int) -> torch.Tensor:

@@ -40,6 +40,10 @@ def fused_lstm_step(gates: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor,
     return o * (2 * c).sigmoid_().mul_(2).sub_(1), c
 
 
+LOG_SIGMA_RANGE = (-7.0, 3.0)
+"""Where M's log sigma is clamped (a mixture component never collapses nor explodes)."""
+
+
 @dataclass
 class MDNRNNConfig:
     z_dim: int = 64
@@ -88,12 +92,15 @@ class MDNRNN(nn.Module):
         pad = -len(w) % align
         return F.pad(w, (0, 0, 0, pad)).t().contiguous(), F.pad(b, (0, pad))
 
-    def split_heads(self, mdn: torch.Tensor, extra: torch.Tensor) -> MDNOutput:
-        """MDNOutput from the mixture head's (..., 3 z K) and the other heads' outputs."""
+    def split_heads(self, mdn: torch.Tensor, extra: torch.Tensor,
+                    clamp: bool = True) -> MDNOutput:
+        """MDNOutput from the mixture head's (..., 3 z K) and the other heads' outputs.
+        ``clamp=False`` leaves log sigma unclamped, for :meth:`sample` only (which clamps
+        the one component it draws from: a dream step need not clamp all K)."""
         z, k = self.cfg.z_dim, self.cfg.gaussians
         logit_pi, mu, log_sigma = mdn.unflatten(-1, (3, z, k)).unbind(-3)
-        return MDNOutput(logit_pi, mu, log_sigma.clamp(-7.0, 3.0), extra[..., 0],
-                         extra[..., 1], extra[..., 2:])
+        return MDNOutput(logit_pi, mu, log_sigma.clamp(*LOG_SIGMA_RANGE) if clamp else log_sigma,
+                         extra[..., 0], extra[..., 1], extra[..., 2:])
 
     def forward(self, z: torch.Tensor, a: torch.Tensor,
                 hc: tuple[torch.Tensor, torch.Tensor] | None = None):
@@ -124,13 +131,15 @@ class MDNRNN(nn.Module):
         tau = max(float(temperature), 1e-6)
         # the unnormalised CDF of softmax(logits / tau), compared with u times its total:
         # softmax over 5 components is ~3x slower on CPU and was a tenth of a dream step
-        w = o.logit_pi / tau
+        w = o.logit_pi / tau if tau != 1.0 else o.logit_pi  # x / 1 is x: skip the pass
         cdf = (w - w.amax(-1, keepdim=True)).exp_().cumsum_(-1)
         k = ((cdf < u.unsqueeze(-1) * cdf[..., -1:]).sum(-1, keepdim=True)
              .clamp_(max=self.cfg.gaussians - 1))
         mu = o.mu.gather(-1, k).squeeze(-1)
-        sigma = o.log_sigma.gather(-1, k).squeeze(-1).exp() * math.sqrt(tau)
-        return mu + sigma * eps
+        sigma = o.log_sigma.gather(-1, k).squeeze(-1).clamp_(*LOG_SIGMA_RANGE).exp_()
+        if tau != 1.0:
+            sigma *= math.sqrt(tau)
+        return torch.addcmul(mu, sigma, eps)
 
     def loss(self, z: torch.Tensor, a: torch.Tensor, z_next: torch.Tensor,
              reward: torch.Tensor, done: torch.Tensor, gamevars: torch.Tensor,

@@ -21,6 +21,14 @@ __all__ = ["WorldModelsDream", "FAMILY", "DONE_MODES"]
 FAMILY = "world_models"
 DONE_MODES = ("threshold", "bernoulli")
 FEATURES = ("zh", "zhc")
+_ONEDNN = torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise")
+
+
+def onednn_linear(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """``x @ w.T + b`` by oneDNN, the kernel torch.compile uses for CPU linears. At a batched
+    dream's shapes it ran 1.2-1.5x as fast as torch's MKL ``addmm`` on this project's AMD
+    CPUs, at or above the 2048 x 2048 matmul peak (benchmarks/throughput.py)."""
+    return torch.ops.mkldnn._linear_pointwise(x, w, b, "none", [], "")
 
 
 class WorldModelsDream(torch.nn.Module):
@@ -39,7 +47,11 @@ class WorldModelsDream(torch.nn.Module):
     head_align: int = 8
     """A batched step computes M's heads padded with zero outputs to a multiple of this: at
     TakeCover's 963 outputs CPU matrix multiplies ran 25-30% slower than at 968 (N = 1024,
-    one and two threads). 1 turns the padding off."""
+    one and two threads). 1 turns the padding off. Only the ``addmm`` path pads."""
+
+    onednn: bool = _ONEDNN
+    """Batched CPU steps multiply with :func:`onednn_linear` (a step 1.07x as fast on one
+    thread, 1.19x on two, N = 1024, paired windows); False uses torch's ``addmm``."""
 
     def __init__(self, game: str, vae: ConvVAE, rnn: MDNRNN, gamevar_scale: float = 1.0,
                  done_mode: str = "bernoulli", features: str = "zh") -> None:
@@ -89,11 +101,15 @@ class WorldModelsDream(torch.nn.Module):
         key, t = state["key"], state["t"]
         zdim = self.rnn.cfg.z_dim
         weights = self._weights()
-        h, c = self._advance(state, actions, weights["cell"])
-        w, b = weights["heads"]
-        heads, n_mdn = torch.addmm(b, h, w), self.rnn.mdn.out_features
+        h, c = self._advance(state, actions, weights)
+        if self._use_onednn(h):
+            heads = onednn_linear(h, *weights["heads_rows"])
+        else:
+            heads = torch.addmm(weights["heads"][1], h, weights["heads"][0])
+        n_mdn = self.rnn.mdn.out_features
         o = self.rnn.split_heads(heads[:, :n_mdn],
-                                 heads[:, n_mdn : n_mdn + self.rnn.extra.out_features])
+                                 heads[:, n_mdn : n_mdn + self.rnn.extra.out_features],
+                                 clamp=False)  # sample() clamps what it draws from
         # streams: 0 picks mixture components, 1 draws normals, 2 samples done
         u_pick, u_normal, u_done = keyed_random.uniform_streams(
             key, t, (zdim, 2 * ((zdim + 1) // 2), 1))
@@ -126,7 +142,7 @@ class WorldModelsDream(torch.nn.Module):
 
     @torch.no_grad()
     def observe(self, state: State, actions: torch.Tensor, frames: torch.Tensor) -> State:
-        h, c = self._advance(state, actions, self._weights()["cell"])
+        h, c = self._advance(state, actions, self._weights())
         mu, _ = self.vae.encode(to_input(frames.to(self.device)))
         return {**state, "z": mu, "h": h, "c": c}
 
@@ -143,13 +159,19 @@ class WorldModelsDream(torch.nn.Module):
     def _actions(self, actions: torch.Tensor) -> torch.Tensor:
         return self.spec.action_features(actions)
 
+    def _use_onednn(self, x: torch.Tensor) -> bool:
+        return self.onednn and x.is_cpu and len(x) > 1
+
     def _advance(self, state: State, actions: torch.Tensor,
-                 cell: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+                 weights: dict[str, tuple[torch.Tensor, torch.Tensor]]
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
         """One LSTM step as a single matrix multiply (nn.LSTM pays ~1 ms of setup per call).
-        The gates go to a buffer kept between steps: a fresh (N, 4H) output each step cost
-        3-8% of a batched step at N = 1024 (five paired runs); nothing returned views it."""
-        w, b = cell
+        With ``addmm`` the gates go to a buffer kept between steps: a fresh (N, 4H) output
+        each step cost 3-8% of a batched step at N = 1024; nothing returned views it."""
         x = torch.cat([state["z"], self._actions(actions.to(self.device)), state["h"]], -1)
+        if self._use_onednn(x):
+            return fused_lstm_step(onednn_linear(x, *weights["cell_rows"]), state["c"])
+        w, b = weights["cell"]
         gates = getattr(self, "_gates", None)
         if gates is None or gates.shape != (len(x), len(b)) or gates.device != x.device:
             gates = self._gates = x.new_empty(len(x), len(b))
@@ -157,13 +179,17 @@ class WorldModelsDream(torch.nn.Module):
 
     def _weights(self) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
         """M's weights laid out for a dream step (:func:`fused_cell_weights`,
-        :meth:`MDNRNN.fused_head_weights`), rebuilt when they change (training, loading)."""
+        :meth:`MDNRNN.fused_head_weights`), rebuilt when they change (training, loading):
+        ``cell`` and ``heads`` as ``(W^T, b)`` for ``addmm``, ``cell_rows`` and
+        ``heads_rows`` as ``(W, b)`` for :func:`onednn_linear` (heads unpadded)."""
         if getattr(self, "_params", (None,))[0] is not self.rnn:  # parameters() costs ~50 us
             self._params = (self.rnn, list(self.rnn.parameters()))
         key = (self.head_align, *((p.data_ptr(), p._version) for p in self._params[1]))
         if getattr(self, "_weights_key", None) != key:
-            self._fused = {"cell": fused_cell_weights(self.rnn.lstm),
-                           "heads": self.rnn.fused_head_weights(self.head_align)}
+            cell, heads = fused_cell_weights(self.rnn.lstm), self.rnn.fused_head_weights()
+            self._fused = {"cell": cell, "heads": self.rnn.fused_head_weights(self.head_align),
+                           "cell_rows": (cell[0].t().contiguous(), cell[1]),
+                           "heads_rows": (heads[0].t().contiguous(), heads[1])}
             self._fused_numpy = None
             self._weights_key = key
         return self._fused
