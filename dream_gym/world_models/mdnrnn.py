@@ -139,7 +139,7 @@ class MDNRNN(nn.Module):
         sigma = o.log_sigma.gather(-1, k).squeeze(-1).clamp_(*LOG_SIGMA_RANGE).exp_()
         if tau != 1.0:
             sigma *= math.sqrt(tau)
-        return torch.addcmul(mu, sigma, eps)
+        return mu + sigma * eps  # not addcmul: its fused rounding would change dreams
 
     def loss(self, z: torch.Tensor, a: torch.Tensor, z_next: torch.Tensor,
              reward: torch.Tensor, done: torch.Tensor, gamevars: torch.Tensor,
