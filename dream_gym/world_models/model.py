@@ -50,8 +50,10 @@ class WorldModelsDream(torch.nn.Module):
     one and two threads). 1 turns the padding off. Only the ``addmm`` path pads."""
 
     onednn: bool = _ONEDNN
-    """Batched CPU steps multiply with :func:`onednn_linear` (a step 1.07x as fast on one
-    thread, 1.19x on two, N = 1024, paired windows); False uses torch's ``addmm``."""
+    """Batched CPU dream steps (:meth:`imagine`) multiply with :func:`onednn_linear` (1.15x
+    as fast on one thread, 1.28x on two at N = 1024, paired windows); False uses torch's
+    ``addmm`` and repeats earlier dreams bit for bit. :meth:`observe` (the real game's
+    latent) stays on ``addmm``, so measured real scores replay exactly."""
 
     def __init__(self, game: str, vae: ConvVAE, rnn: MDNRNN, gamevar_scale: float = 1.0,
                  done_mode: str = "bernoulli", features: str = "zh") -> None:
@@ -101,8 +103,9 @@ class WorldModelsDream(torch.nn.Module):
         key, t = state["key"], state["t"]
         zdim = self.rnn.cfg.z_dim
         weights = self._weights()
-        h, c = self._advance(state, actions, weights)
-        if self._use_onednn(h):
+        onednn = self.onednn and state["h"].is_cpu
+        h, c = self._advance(state, actions, weights, onednn)
+        if onednn:
             heads = onednn_linear(h, *weights["heads_rows"])
         else:
             heads = torch.addmm(weights["heads"][1], h, weights["heads"][0])
@@ -142,7 +145,9 @@ class WorldModelsDream(torch.nn.Module):
 
     @torch.no_grad()
     def observe(self, state: State, actions: torch.Tensor, frames: torch.Tensor) -> State:
-        h, c = self._advance(state, actions, self._weights())
+        # addmm, as when the shipped controllers' real scores were measured: the real
+        # game replays them bit for bit (oneDNN rounds differently)
+        h, c = self._advance(state, actions, self._weights(), onednn=False)
         mu, _ = self.vae.encode(to_input(frames.to(self.device)))
         return {**state, "z": mu, "h": h, "c": c}
 
@@ -159,17 +164,14 @@ class WorldModelsDream(torch.nn.Module):
     def _actions(self, actions: torch.Tensor) -> torch.Tensor:
         return self.spec.action_features(actions)
 
-    def _use_onednn(self, x: torch.Tensor) -> bool:
-        return self.onednn and x.is_cpu and len(x) > 1
-
     def _advance(self, state: State, actions: torch.Tensor,
-                 weights: dict[str, tuple[torch.Tensor, torch.Tensor]]
+                 weights: dict[str, tuple[torch.Tensor, torch.Tensor]], onednn: bool
                  ) -> tuple[torch.Tensor, torch.Tensor]:
         """One LSTM step as a single matrix multiply (nn.LSTM pays ~1 ms of setup per call).
         With ``addmm`` the gates go to a buffer kept between steps: a fresh (N, 4H) output
         each step cost 3-8% of a batched step at N = 1024; nothing returned views it."""
         x = torch.cat([state["z"], self._actions(actions.to(self.device)), state["h"]], -1)
-        if self._use_onednn(x):
+        if onednn:
             return fused_lstm_step(onednn_linear(x, *weights["cell_rows"]), state["c"])
         w, b = weights["cell"]
         gates = getattr(self, "_gates", None)
