@@ -38,7 +38,7 @@ from dream_gym.contract import select_rows
 from dream_gym.envs.core import upscale
 from dream_gym.envs.vector import DreamVectorEnv
 from dream_gym.games import get_game
-from dream_gym.world_models.model import _ONEDNN, onednn_linear
+from dream_gym.world_models.model import HAS_ONEDNN, onednn_linear
 
 
 class MatmulPeak:
@@ -50,7 +50,7 @@ class MatmulPeak:
         self.n = n
         self.a, self.b, self.c = torch.randn(n, n), torch.randn(n, n), torch.empty(n, n)
         kernels = {"mkl": lambda: torch.mm(self.a, self.b, out=self.c)}
-        if self.a.is_cpu and _ONEDNN:
+        if self.a.is_cpu and HAS_ONEDNN:
             kernels["onednn"] = lambda: onednn_linear(self.a, self.b, None)
         best = dict.fromkeys(kernels, float("inf"))
         for _ in range(4):  # interleaved, so both see the machine's drift

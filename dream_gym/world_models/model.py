@@ -16,17 +16,17 @@ from dream_gym.world_models import lone_step
 from dream_gym.world_models.mdnrnn import MDNRNN, MDNRNNConfig, fused_cell_weights, fused_lstm_step
 from dream_gym.world_models.vae import ConvVAE, VAEConfig, to_input
 
-__all__ = ["WorldModelsDream", "FAMILY", "DONE_MODES"]
+__all__ = ["WorldModelsDream", "FAMILY", "DONE_MODES", "HAS_ONEDNN", "onednn_linear"]
 
 FAMILY = "world_models"
 DONE_MODES = ("threshold", "bernoulli")
 FEATURES = ("zh", "zhc")
-_ONEDNN = torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise")
+HAS_ONEDNN = torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise")
 
 
 def onednn_linear(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """``x @ w.T + b`` by oneDNN, the kernel torch.compile uses for CPU linears. At a batched
-    dream's shapes it ran 1.2-1.5x as fast as torch's MKL ``addmm`` on this project's AMD
+    dream's shapes it ran 1.1-1.5x as fast as torch's MKL ``addmm`` on this project's AMD
     CPUs, at or above the 2048 x 2048 matmul peak (benchmarks/throughput.py)."""
     return torch.ops.mkldnn._linear_pointwise(x, w, b, "none", [], "")
 
@@ -49,7 +49,7 @@ class WorldModelsDream(torch.nn.Module):
     TakeCover's 963 outputs CPU matrix multiplies ran 25-30% slower than at 968 (N = 1024,
     one and two threads). 1 turns the padding off. Only the ``addmm`` path pads."""
 
-    onednn: bool = _ONEDNN
+    onednn: bool = HAS_ONEDNN
     """Batched CPU dream steps (:meth:`imagine`) multiply with :func:`onednn_linear` (1.15x
     as fast on one thread, 1.28x on two at N = 1024, paired windows); False uses torch's
     ``addmm`` and repeats earlier dreams bit for bit. :meth:`observe` (the real game's
