@@ -198,6 +198,18 @@ def batched(model_name: str, n: int, seconds: float, peak: MatmulPeak,
     return out
 
 
+def cpu_name() -> str:
+    """The CPU's model name (Linux), else the machine type: which library is faster, and
+    whether the real game or the dream gains more from AVX-512, differs between CPUs."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--env", default="Dream-TakeCover-v0")
@@ -216,7 +228,7 @@ def main() -> None:
     peak = MatmulPeak()
     res: dict = {"env": args.env, "threads": torch.get_num_threads(),
                  "matmul_peak_library": peak.library, "matmul_race_flops": peak.race_flops,
-                 "cpu": platform.processor() or platform.machine(),
+                 "cpu": cpu_name(), "cpu_capability": torch.backends.cpu.get_cpu_capability(),
                  "torch": torch.__version__}
     real_env, real_rates = get_game(game).make(), []
     for kind in ("latent", "pixels"):
