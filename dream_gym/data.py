@@ -64,6 +64,11 @@ class Episodes:
     def starts(self) -> np.ndarray:
         return np.concatenate([[0], np.cumsum(self.lengths)[:-1]]).astype(np.int64)
 
+    def first_gamevars(self, n: int) -> Episodes:
+        """The same episodes with only the first ``n`` game variables: what an M that
+        predicts ``n`` of them trains on (a recipe can leave the game's out of M)."""
+        return dataclasses.replace(self, gamevars=self.gamevars[:, :n])
+
 
 def _rollout(game: GameSpec, env, seed: int, cfg: CollectConfig) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(seed)

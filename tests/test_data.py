@@ -46,11 +46,19 @@ def test_carracing_collection_replays_exactly_in_the_real_game(tmp_path):
 
     env = game.make()
     env.reset(seed=cfg.seed * 1_000_003)  # shard 0, episode 0 (see data._write_shard)
-    rewards = [env.step(game.env_action(a))[1] for a in ep.actions]
+    rewards, speeds = [], []
+    for a in ep.actions:
+        speeds.append(float(np.hypot(*env.unwrapped.car.hull.linearVelocity)))
+        rewards.append(env.step(game.env_action(a))[1])
     env.close()
     np.testing.assert_allclose(rewards, ep.rewards, rtol=1e-5)
     # the car left the start: some tile reward (> 0) beside the -0.1 per frame
     assert ep.rewards.max() > 1.0
+    # the game variable is the speed Box2D gives, read off the dashboard the frames crop
+    speeds = np.asarray(speeds)
+    assert ep.gamevars.shape == (150, 1) and speeds.max() > 20.0
+    err = np.abs(ep.gamevars[:, 0] - speeds)
+    assert err.mean() < 1.5 and err.max() < 4.0, (err.mean(), err.max())
 
 
 def test_carracing_road_follower_data_shows_far_more_road_than_random(tmp_path):

@@ -107,7 +107,7 @@ def run_round(k: int, cfg: IterateConfig, run_dir: Path, model_dir: Path,
                                   run_dir / f"round{j}" / "latents.safetensors")
                                  for j in range(1, k + 1)]
         mu, logvar = all_latents(model.vae, parts, device)
-        episodes = concat_episodes([p[0] for p in parts])
+        episodes = concat_episodes([p[0].first_gamevars(model.rnn.cfg.gamevars) for p in parts])
         tcfg = pick(MDNRNNTrainConfig, rnn_section, steps=cfg.mdnrnn_steps, lr=cfg.lr,
                      seed=cfg.seed + k)
         sampler = SequenceSampler(episodes, mu, logvar, model.game, model.gamevar_scale,

@@ -84,6 +84,8 @@ def run_recipe(recipe_path: str | Path, runs_root: str | Path = "runs",
     ccfg = pick(CollectConfig, r["collect"], game=r["game"], seed=seed)
     stages.run("collect", lambda: {"frames": collect(ccfg, data_dir)})
     episodes = load_episodes(data_dir)
+    if not r["mdnrnn"].get("predict_gamevars", True):  # M without game-variable heads
+        episodes = episodes.first_gamevars(0)
 
     vae_cfg = pick(VAEConfig, r["vae"])
     vae_path = run_dir / "vae" / "final.safetensors"
