@@ -98,8 +98,7 @@ def run_recipe(recipe_path: str | Path, runs_root: str | Path = "runs",
 
     stages.run("vae", vae_stage)
 
-    gamevar_scale = float(max(1.0, np.abs(episodes.gamevars).max())) \
-        if episodes.gamevars.size else 1.0
+    gamevar_scale = _gamevar_scale(episodes.gamevars, r["mdnrnn"].get("gamevar_scale", "max"))
     rnn_cfg = pick(MDNRNNConfig, r["mdnrnn"], z_dim=vae_cfg.z_dim,
                     action_dim=get_game(r["game"]).action_dim, gamevars=episodes.gamevars.shape[1])
 
@@ -185,6 +184,19 @@ def _evaluate_stage(model_dir: Path, section: dict[str, Any], device: torch.devi
     controller.save(model_dir / "controller", {k: v for k, v in meta.items()
                                                if k not in ("game", "in_dim")})
     return {"real": meta["real_score"], "random": meta["random_score"]}
+
+
+def _gamevar_scale(gamevars: np.ndarray, how: str) -> float:
+    """What M's game-variable targets are divided by: ``"max"``, their largest magnitude
+    (at least 1; TakeCover's health), or ``"std"``, their spread, so that the head's loss
+    weighs about as much as the latent's (CarRacing's speed, mostly far below its top)."""
+    if not gamevars.size:
+        return 1.0
+    if how == "max":
+        return float(max(1.0, np.abs(gamevars).max()))
+    if how == "std":
+        return float(gamevars.std())
+    raise ValueError(f"[mdnrnn] gamevar_scale must be 'max' or 'std', got {how!r}")
 
 
 def _save_contexts(episodes, model_dir: Path, count: int, seed: int) -> None:
