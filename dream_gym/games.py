@@ -196,9 +196,9 @@ def carracing_speed(screen: np.ndarray) -> np.ndarray:
     """The car's speed (Box2D units, as CarRacing's ``true_speed``) read off the white speed
     bar of a 96x96 screen's dashboard, which the model's frames crop away: the bar's height
     is 0.02 x speed of a 1/40-window unit. Calibrated on 2,189 real frames at speeds 0-84:
-    mean absolute error 0.6, worst 1.7 (tests/test_games.py checks it against Box2D)."""
+    mean absolute error 0.6, worst 1.7 (tests/test_data.py checks it against Box2D)."""
     bar = np.asarray(screen[84:95, 12:15], np.float32).min(-1).sum() / (255 * 3)
-    return np.array([max(0.0, 25.5 * bar - 4.24) if bar > 0 else 0.0], np.float32)
+    return np.array([max(0.0, 25.5 * bar - 4.24)], np.float32)
 
 
 def _carracing_off_track(frames: np.ndarray) -> np.ndarray:

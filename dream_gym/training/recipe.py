@@ -195,7 +195,7 @@ def _gamevar_scale(gamevars: np.ndarray, how: str) -> float:
     if how == "max":
         return float(max(1.0, np.abs(gamevars).max()))
     if how == "std":
-        return float(gamevars.std())
+        return float(gamevars.std()) or 1.0  # a constant variable: nothing to scale
     raise ValueError(f"[mdnrnn] gamevar_scale must be 'max' or 'std', got {how!r}")
 
 
