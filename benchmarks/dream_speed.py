@@ -24,7 +24,7 @@ import torch
 
 from dream_gym.agents.controller import LinearController
 from dream_gym.checkpoint import save_json
-from dream_gym.contract import seed_dreams, select_rows
+from dream_gym.contract import State, seed_dreams, select_rows
 from dream_gym.evaluate import evaluate_controller
 from dream_gym.training.controller import starting_states
 from dream_gym.zoo import load_contexts, load_model, resolve
@@ -57,23 +57,24 @@ def real_run(model, policy: Policy, episodes: int, seed: int) -> dict:
 
 
 @torch.no_grad()
-def dream_run(model, ctx: dict[str, torch.Tensor], policy: Policy, probe: np.ndarray, n: int,
+def dream_run(model, start: State, policy: Policy, probe: np.ndarray, n: int,
               temperature: float, steps: int, seed: int) -> dict:
-    """Returns of ``n`` dreams from the contexts ``ctx`` and the dreamed speed per step
-    (probe; M's head if any)."""
-    start = starting_states([model], ctx["frames"], ctx["actions"])[0]
-    rows = torch.from_numpy(np.random.default_rng(seed).integers(len(ctx["frames"]), size=n))
+    """Returns of ``n`` dreams from the contexts' starting states ``start`` and the dreamed
+    speed per step (probe; M's head if any)."""
+    rows = torch.from_numpy(np.random.default_rng(seed).integers(len(start["h"]), size=n))
     state = seed_dreams(select_rows(start, rows), seed * 1_000_003 + torch.arange(n))
     w = torch.from_numpy(probe).float()
     ret, alive = torch.zeros(n), torch.ones(n, dtype=torch.bool)
     by_probe, by_head = [], []
+    features = model.features(state)
     for _ in range(steps):
-        state, tr = model.imagine(state, policy(model.features(state)), temperature)
+        state, tr = model.imagine(state, policy(features), temperature)
+        features = model.features(state)
         ret += tr.reward * alive
         alive &= ~tr.done
         if not alive.any():
             break
-        by_probe.append(float((model.features(state)[alive] @ w[:-1] + w[-1]).mean()))
+        by_probe.append(float((features[alive] @ w[:-1] + w[-1]).mean()))
         if tr.gamevars.shape[-1]:
             by_head.append(float(tr.gamevars[alive, 0].mean()))
     return {"returns": ret.tolist(), "speed_probe": by_probe, "speed_head": by_head}
@@ -119,9 +120,11 @@ def main() -> None:
     print(f"speed probe on [z, h]: held-out R^2 {r2:.3f} ({args.episodes} tracks per policy)")
     print(f"{'policy':<11} {'real return':>15} {'dream return':>15} {'real speed':>10} "
           f"{'dream (probe)':>13} {'dream (M)':>9}")
-    rows, contexts = {}, load_contexts(args.model)
+    ctx = load_contexts(args.model)
+    start = starting_states([model], ctx["frames"], ctx["actions"])[0]  # once for all policies
+    rows = {}
     for k, p in policies.items():
-        d = dream_run(model, contexts, p, probe, args.dreams, args.temperature, args.steps, 12345)
+        d = dream_run(model, start, p, probe, args.dreams, args.temperature, args.steps, 12345)
         rr, dr = np.asarray(real[k]["returns"]), np.asarray(d["returns"])
         row = {"real_return": float(rr.mean()), "real_return_std": float(rr.std()),
                "dream_return": float(dr.mean()), "dream_return_std": float(dr.std()),
