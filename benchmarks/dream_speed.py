@@ -109,8 +109,9 @@ def main() -> None:
     if model.game != "CarRacing":
         raise SystemExit(f"--model is a {model.game} model; this benchmark needs CarRacing.")
     policies: dict[str, Policy] = {}
-    if (resolve(args.model) / "controller.json").exists():
-        policies["controller"] = LinearController.load(resolve(args.model) / "controller")[0].act
+    folder = resolve(args.model)
+    if (folder / "controller.json").exists():
+        policies["controller"] = LinearController.load(folder / "controller")[0].act
     policies |= {"coast": constant((0, 0, 0)), "stand": constant((0, 0, 1)),
                  "gas 0.1": constant((0, 0.1, 0))}
 
