@@ -7,7 +7,9 @@ therefore gives the same trajectory alone, in a vector env of any size, or after
 dreams in the batch have been reset or dropped. The hash is ``lowbias32`` (C. Wellons,
 "Hash Prospector"), applied twice; it is vectorised over the whole batch in int32 torch ops,
 whose multiplication wraps modulo 2**32 exactly as the hash's uint32 arithmetic does (a
-logical shift is an arithmetic one masked), at half the memory traffic of int64.
+logical shift is an arithmetic one masked), at half the memory traffic of int64. On CPU
+the same hash runs compiled (numba), one pass for the batch instead of ~60 torch calls, each
+of which converted the Python constants it was given; the values are the same bits.
 """
 
 from __future__ import annotations
@@ -15,9 +17,11 @@ from __future__ import annotations
 import functools
 import itertools
 
+import numpy as np
 import torch
+from numba import njit
 
-__all__ = ["uniform", "normal", "uniform_streams", "box_muller", "new_keys"]
+__all__ = ["uniform", "normal", "uniform_streams", "box_muller", "new_keys", "uniform_at"]
 
 _MASK = 0xFFFFFFFF
 _GOLDEN = 0x9E3779B9
@@ -70,9 +74,60 @@ def _streams(first: int, count: int, device: torch.device) -> torch.Tensor:
     return torch.arange(first, first + count, device=device)
 
 
+@njit(cache=True, inline="always")
+def mix32(x: int) -> int:
+    """:func:`_mix32` compiled, on one uint32 value held in an int64."""
+    x ^= x >> 16
+    x = (x * 0x7FEB352D) & _MASK
+    x ^= x >> 15
+    x = (x * 0x846CA68B) & _MASK
+    return x ^ (x >> 16)
+
+
+@njit(cache=True, inline="always")
+def stream_head(key: int, counter: int, stream: int) -> int:
+    """The hash that all numbers of ``stream`` at step ``counter`` share."""
+    return mix32((key & _MASK) ^ mix32((counter * 8 + stream) & _MASK))
+
+
+@njit(cache=True, inline="always")
+def unit(head: int, j: int) -> float:
+    """Number ``j`` of the stream whose :func:`stream_head` is ``head``, in (0, 1)."""
+    bits = mix32((head + ((j * _GOLDEN) & _MASK)) & _MASK)
+    return ((bits >> 8) + 0.5) * (1.0 / (1 << 24))
+
+
+@njit(cache=True)
+def uniform_at(key: int, counter: int, stream: int, j: int) -> float:
+    """``uniform(key, counter, stream, n)[:, j]`` of one dream, compiled (bit for bit, as
+    a float): for compiled dream steps (:mod:`dream_gym.world_models.lone_step`)."""
+    return unit(stream_head(key, counter, stream), j)
+
+
+@njit(cache=True)
+def _fill_uniforms(keys: np.ndarray, counters: np.ndarray, first: int, out: np.ndarray
+                   ) -> None:
+    """``out[b, s, j]`` = number j of stream first + s for dream b, for (B, S, n) ``out``."""
+    for b in range(out.shape[0]):
+        for s in range(out.shape[1]):
+            head = stream_head(keys[b], counters[b], first + s)
+            for j in range(out.shape[2]):
+                out[b, s, j] = unit(head, j)
+
+
+def _uniforms(key: torch.Tensor, counter: torch.Tensor, first: int, count: int, n: int
+              ) -> torch.Tensor:
+    """(B, count, n) float32 uniforms of streams first..first+count-1."""
+    if key.device.type != "cpu":
+        return _unit(_bits(key, counter, _streams(first, count, key.device), n))
+    out = torch.empty(len(key), count, n)
+    _fill_uniforms(key.numpy(), counter.numpy(), first, out.numpy())
+    return out
+
+
 def uniform(key: torch.Tensor, counter: torch.Tensor, stream: int, n: int) -> torch.Tensor:
     """(B, n) float32 uniforms in the open interval (0, 1); ``stream`` < 8 names the use."""
-    return _unit(_bits(key, counter, _streams(stream, 1, key.device), n))[:, 0]
+    return _uniforms(key, counter, stream, 1, n)[:, 0]
 
 
 def uniform_streams(key: torch.Tensor, counter: torch.Tensor, sizes: tuple[int, ...]
@@ -83,8 +138,7 @@ def uniform_streams(key: torch.Tensor, counter: torch.Tensor, sizes: tuple[int, 
     out: list[torch.Tensor] = []
     for n, run in itertools.groupby(sizes):
         first, count = len(out), len(list(run))
-        u = _unit(_bits(key, counter, _streams(first, count, key.device), n))
-        out += u.unbind(1)
+        out += _uniforms(key, counter, first, count, n).unbind(1)
     return out
 
 

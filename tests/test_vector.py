@@ -216,18 +216,23 @@ def test_model_view_of_a_real_frame_is_what_the_dream_shows_for_it():
     assert np.abs(view["screen"].astype(int) - obs["screen"]).mean() > 1  # not a copy
 
 
-def test_lone_step_noise_is_the_batched_engines_bit_for_bit():
-    """The compiled lone-dream step draws the same random numbers as the torch engine."""
-    from dream_gym.keyed_random import new_keys, uniform
-    from dream_gym.world_models.lone_step import uniform as lone_uniform
+def test_compiled_noise_is_the_torch_hash_bit_for_bit():
+    """The compiled hash (CPU batches and lone dream steps) draws the same random numbers
+    as the torch one (dreams on other devices)."""
+    from dream_gym import keyed_random as kr
 
-    keys = new_keys(torch.tensor([0, 3, 2**31 - 1, 2**40 + 3]))
+    keys = kr.new_keys(torch.tensor([0, 3, 2**31 - 1, 2**40 + 3]))
     t = torch.tensor([0, 17, 2**20, 2**28 + 5])
     for stream in range(3):
-        u = uniform(keys, t, stream, 70)
-        lone = [[lone_uniform(k, s, stream, j) for j in range(70)]
+        torch_hash = kr._unit(kr._bits(keys, t, torch.tensor([stream]), 70))[:, 0]
+        np.testing.assert_array_equal(kr.uniform(keys, t, stream, 70).numpy(), torch_hash.numpy())
+        lone = [[kr.uniform_at(k, s, stream, j) for j in range(70)]
                 for k, s in zip(keys.tolist(), t.tolist(), strict=True)]
-        np.testing.assert_array_equal(u.numpy(), np.array(lone, np.float32))
+        np.testing.assert_array_equal(np.array(lone, np.float32), torch_hash.numpy())
+    both = kr.uniform_streams(keys, t, (70, 70, 3))
+    for stream, n in enumerate((70, 70, 3)):
+        np.testing.assert_array_equal(both[stream].numpy(),
+                                      kr.uniform(keys, t, stream, n).numpy())
 
 
 @pytest.mark.parametrize("done_mode", ["bernoulli", "threshold"])

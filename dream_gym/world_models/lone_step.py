@@ -18,30 +18,9 @@ import math
 import numpy as np
 from numba import njit
 
-from dream_gym.keyed_random import _GOLDEN
-from dream_gym.keyed_random import _MASK as _M32
+from dream_gym.keyed_random import uniform_at as uniform
 
 __all__ = ["dream_step", "uniform"]
-
-
-@njit(cache=True, inline="always")
-def _mix32(x: int) -> int:
-    """lowbias32 (as :func:`dream_gym.keyed_random._mix32`), on uint32 values in int64."""
-    x ^= x >> 16
-    x = (x * 0x7FEB352D) & _M32
-    x ^= x >> 15
-    x = (x * 0x846CA68B) & _M32
-    return x ^ (x >> 16)
-
-
-@njit(cache=True)
-def uniform(key: int, counter: int, stream: int, j: int) -> float:
-    """Uniform ``j`` of ``stream`` at step ``counter``: the value of
-    ``keyed_random.uniform(key, counter, stream, n)[:, j]`` (bit for bit, as a float)."""
-    step = (counter * 8 + stream) & _M32
-    head = _mix32((key & _M32) ^ _mix32(step))
-    bits = _mix32((head + ((j * _GOLDEN) & _M32)) & _M32)
-    return ((bits >> 8) + 0.5) * (1.0 / (1 << 24))
 
 
 @njit(cache=True)
@@ -70,9 +49,9 @@ def _lstm(z: np.ndarray, a: np.ndarray, h: np.ndarray, c: np.ndarray, weight: np
     h_new = np.empty(H, np.float32)
     c_new = np.empty(H, np.float32)
     for j in range(H):
-        cj = s[H + j] * c[j] + s[j] * (two * s[3 * H + j] - one)
+        cj = s[H + j] * c[j] - s[j] + two * s[j] * s[3 * H + j]
         c_new[j] = cj
-        h_new[j] = s[2 * H + j] * (two / (one + np.exp(-two * cj)) - one)
+        h_new[j] = s[2 * H + j] * np.tanh(cj)
     return h_new, c_new
 
 

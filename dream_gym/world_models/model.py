@@ -112,11 +112,13 @@ class WorldModelsDream(torch.nn.Module):
         n_mdn = self.rnn.mdn.out_features
         o = self.rnn.split_heads(heads[:, :n_mdn],
                                  heads[:, n_mdn : n_mdn + self.rnn.extra.out_features],
-                                 clamp=False)  # sample() clamps what it draws from
+                                 clamp=False,  # sample() clamps what it draws from
+                                 mixture_major=True)
         # streams: 0 picks mixture components, 1 draws normals, 2 samples done
         u_pick, u_normal, u_done = keyed_random.uniform_streams(
             key, t, (zdim, 2 * ((zdim + 1) // 2), 1))
-        z = self.rnn.sample(o, temperature, u_pick, keyed_random.box_muller(u_normal, zdim))
+        z = self.rnn.sample(o, temperature, u_pick, keyed_random.box_muller(u_normal, zdim),
+                            mixture_major=True)
         if self.done_mode == "threshold":
             done = o.done_logit > 0.0
         else:
@@ -188,8 +190,10 @@ class WorldModelsDream(torch.nn.Module):
             self._params = (self.rnn, list(self.rnn.parameters()))
         key = (self.head_align, *((p.data_ptr(), p._version) for p in self._params[1]))
         if getattr(self, "_weights_key", None) != key:
-            cell, heads = fused_cell_weights(self.rnn.lstm), self.rnn.fused_head_weights()
-            self._fused = {"cell": cell, "heads": self.rnn.fused_head_weights(self.head_align),
+            cell = fused_cell_weights(self.rnn.lstm)
+            heads = self.rnn.fused_head_weights(mixture_major=True)
+            self._fused = {"cell": cell,
+                           "heads": self.rnn.fused_head_weights(self.head_align, True),
                            "cell_rows": (cell[0].t().contiguous(), cell[1]),
                            "heads_rows": (heads[0].t().contiguous(), heads[1])}
             self._fused_numpy = None
