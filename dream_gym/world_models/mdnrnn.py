@@ -140,21 +140,31 @@ class MDNRNN(nn.Module):
         ``u`` (B, z) uniforms pick each dimension's component by inverting the mixture's
         CDF; ``eps`` (B, z) standard normals draw from it. The caller owns the noise so a
         dream's randomness can follow the dream (see :mod:`dream_gym.keyed_random`).
-        ``mixture_major``: ``o``'s mixture fields are (B, K, z) (:meth:`split_heads`); the
-        same values, and on CPU 1.4x as fast: the passes over the K components run along
-        z's contiguous rows instead of reducing 5-element ones.
+        ``mixture_major``: ``o``'s mixture fields are (B, K, z) (:meth:`split_heads`), and
+        the CDF is summed and compared component by component along z's contiguous rows:
+        the same picks (to float32 rounding of the sums), and on CPU 2x as fast as reducing
+        (B, z, 5) rows (1.2 ms against 2.4 at B = 1,024, z = 64, one Xeon thread), which
+        was a tenth of a batched step.
         """
         tau = max(float(temperature), 1e-6)
-        d = -2 if mixture_major else -1  # the components' axis
         # the unnormalised CDF of softmax(logits / tau), compared with u times its total:
         # softmax over 5 components is ~3x slower on CPU and was a tenth of a dream step
         w = o.logit_pi / tau if tau != 1.0 else o.logit_pi  # x / 1 is x: skip the pass
-        cdf = (w - w.amax(d, keepdim=True)).exp_().cumsum_(d)
-        total = cdf.narrow(d, self.cfg.gaussians - 1, 1)
-        # count in bytes: a sum of bools widens them to int64 first, a pass as long as this
-        below = (cdf < u.unsqueeze(d) * total).view(torch.uint8)
-        k = below.sum(d, keepdim=True, dtype=torch.uint8).clamp_(max=self.cfg.gaussians - 1)
-        k = k.long()
+        K = self.cfg.gaussians
+        if mixture_major:
+            e = (w - w.amax(-2, keepdim=True)).exp_()
+            cdf = [e.select(-2, 0)]
+            for j in range(1, K):
+                cdf.append(cdf[-1] + e.select(-2, j))
+            threshold = u * cdf[-1]
+            k = (cdf[0] < threshold).to(torch.uint8)
+            for j in range(1, K - 1):  # u < 1: the last component takes the rest
+                k += cdf[j] < threshold
+            k = k.long().unsqueeze(-2)
+        else:
+            cdf = (w - w.amax(-1, keepdim=True)).exp_().cumsum_(-1)
+            k = (cdf < u.unsqueeze(-1) * cdf[..., -1:]).sum(-1, keepdim=True).clamp_(max=K - 1)
+        d = -2 if mixture_major else -1  # the components' axis
         mu = o.mu.gather(d, k).squeeze(d)
         sigma = o.log_sigma.gather(d, k).squeeze(d).clamp_(*LOG_SIGMA_RANGE).exp_()
         if tau != 1.0:
