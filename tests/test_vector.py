@@ -235,6 +235,29 @@ def test_compiled_noise_is_the_torch_hash_bit_for_bit():
                                       kr.uniform(keys, t, stream, n).numpy())
 
 
+@pytest.mark.parametrize("temperature", [1.0, 0.6])
+def test_the_mixture_major_sampler_draws_what_the_plain_one_draws(temperature):
+    """The batched step's head layout (components outermost) and its unrolled CDF pick
+    the same components and values as the plain (z, K) sampler, from the same noise."""
+    from dream_gym.world_models.mdnrnn import MDNRNN, MDNRNNConfig
+
+    torch.manual_seed(0)
+    rnn = MDNRNN(MDNRNNConfig(z_dim=8, hidden=16, gaussians=5, gamevars=1))
+    h, u, eps = torch.randn(4096, 16) * 3, torch.rand(4096, 8), torch.randn(4096, 8)
+    n_mdn = rnn.mdn.out_features
+    draws = []
+    for major in (False, True):
+        w, b = rnn.fused_head_weights(mixture_major=major)
+        heads = torch.addmm(b, h, w)
+        o = rnn.split_heads(heads[:, :n_mdn], heads[:, n_mdn:], clamp=False,
+                            mixture_major=major)
+        draws.append(rnn.sample(o, temperature, u, eps, mixture_major=major))
+        other = rnn.sample(o, temperature, 1 - u, eps, mixture_major=major)
+        # the components differ enough that picking another one shows
+        assert ((other - draws[-1]).abs() > 1e-3).float().mean() > 0.3
+    np.testing.assert_allclose(draws[1].numpy(), draws[0].numpy(), atol=1e-5)
+
+
 @pytest.mark.parametrize("done_mode", ["bernoulli", "threshold"])
 @pytest.mark.parametrize("temperature", [0.6, 1.4])
 def test_a_lone_dream_steps_as_it_does_in_a_batch(done_mode, temperature):
