@@ -3,8 +3,9 @@ scored in real VizDoom on the test's 30 seeds and on 100 episodes from seed 1000
 
     python benchmarks/fresh_controller.py
 
-Same configuration as ``tests/test_transfer.py::test_fresh_dream_controller_beats_random_in_
-real_game`` (30 generations of 32 x 8 dreams, tau 1.15, rollouts cut at 1,000 steps, seed 1).
+Same configuration as ``tests/test_transfer.py::test_fresh_dream_controllers_beat_random_in_
+real_game`` (30 generations of 32 x 8 dreams, tau 1.15, rollouts cut at 1,000 steps), for its
+first CMA-ES seed (1); the test pools seeds 1-3.
 """
 
 from __future__ import annotations
