@@ -185,7 +185,8 @@ class WorldModelsDream(torch.nn.Module):
         """M's weights laid out for a dream step (:func:`fused_cell_weights`,
         :meth:`MDNRNN.fused_head_weights`), rebuilt when they change (training, loading):
         ``cell`` and ``heads`` as ``(W^T, b)`` for ``addmm``, ``cell_rows`` and
-        ``heads_rows`` as ``(W, b)`` for :func:`onednn_linear` (heads unpadded)."""
+        ``heads_rows`` as ``(W, b)`` for :func:`onednn_linear` (heads unpadded); the heads
+        mixture-major, for :meth:`MDNRNN.sample`'s faster pick."""
         if getattr(self, "_params", (None,))[0] is not self.rnn:  # parameters() costs ~50 us
             self._params = (self.rnn, list(self.rnn.parameters()))
         key = (self.head_align, *((p.data_ptr(), p._version) for p in self._params[1]))
