@@ -18,9 +18,9 @@ import math
 import numpy as np
 from numba import njit
 
-from dream_gym.keyed_random import uniform_at as uniform
+from dream_gym.keyed_random import uniform_at
 
-__all__ = ["dream_step", "uniform"]
+__all__ = ["dream_step"]
 
 
 @njit(cache=True)
@@ -75,7 +75,7 @@ def _next_latent(heads: np.ndarray, z_dim: int, gaussians: int, key: int, counte
         for k in range(K):
             total += math.exp(heads[base + k] / tau - top)
             cdf[k] = total
-        threshold = uniform(key, counter, 0, d) * total
+        threshold = uniform_at(key, counter, 0, d) * total
         pick = 0
         for k in range(K):
             pick += cdf[k] < threshold
@@ -83,8 +83,8 @@ def _next_latent(heads: np.ndarray, z_dim: int, gaussians: int, key: int, counte
         mu = heads[Z * K + base + pick]
         log_sigma = min(max(heads[2 * Z * K + base + pick], -7.0), 3.0)
         j = d if d < half else d - half
-        r = math.sqrt(-2.0 * math.log(uniform(key, counter, 1, j)))
-        theta = 2.0 * math.pi * uniform(key, counter, 1, half + j)
+        r = math.sqrt(-2.0 * math.log(uniform_at(key, counter, 1, j)))
+        theta = 2.0 * math.pi * uniform_at(key, counter, 1, half + j)
         eps = r * (math.cos(theta) if d < half else math.sin(theta))
         z[d] = mu + math.exp(log_sigma) * root_tau * eps
     return z
@@ -109,4 +109,4 @@ def dream_step(z: np.ndarray, a: np.ndarray, h: np.ndarray, c: np.ndarray,
     q = 1.0 / (1.0 + math.exp(math.log(done_weight) - extra[1]))
     if done_window > 1:
         q = 1.0 - max(1.0 - q, 1e-7) ** (1.0 / done_window)
-    return z_next, h, c, extra, uniform(key, counter, 2, 0) < q
+    return z_next, h, c, extra, uniform_at(key, counter, 2, 0) < q
