@@ -29,6 +29,8 @@ def main() -> None:
     p.add_argument("--rollouts", type=int, default=16)
     p.add_argument("--episodes", type=int, default=100)
     p.add_argument("--seed", type=int, default=10_000, help="first real episode seed")
+    p.add_argument("--whiten", action=argparse.BooleanOptionalAction, default=False,
+                   help="CMA-ES in whitened feature coordinates (the card's tables: without)")
     p.add_argument("--runs", default="runs/temperature")
     p.add_argument("--out", default="benchmarks/results/temperature.json")
     args = p.parse_args()
@@ -48,7 +50,8 @@ def main() -> None:
             continue
         run = Path(args.runs) / key
         cfg = ControllerTrainConfig(temperature=tau, generations=args.generations,
-                                    population=args.population, rollouts=args.rollouts)
+                                    population=args.population, rollouts=args.rollouts,
+                                    whiten=args.whiten)
         summary = train_in_dream(model_dir, cfg, run, device, export_dir=run)
         ctrl, _ = LinearController.load(run / "controller")
         real = evaluate_controller(model, ctrl, args.episodes, seed=args.seed)

@@ -139,9 +139,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", required=True, help="folder for the controller and ES checkpoints")
     p.add_argument("--recipe", help="take the settings of this recipe's shipped controller")
     for name, kind in (("temperature", float), ("generations", int), ("population", int),
-                       ("rollouts", int), ("sigma0", float), ("max_steps", int), ("seed", int)):
+                       ("rollouts", int), ("sigma0", float), ("spread0", float),
+                       ("max_steps", int), ("seed", int)):
         p.add_argument(f"--{name.replace('_', '-')}", type=kind, dest=name,
                        help="overrides the recipe / default")
+    p.add_argument("--whiten", action=argparse.BooleanOptionalAction, default=None,
+                   help="search in whitened feature coordinates (default: no; TakeCover's "
+                   "short runs stall less, CarRacing's dream was exploited)")
     p.add_argument("--ensemble", nargs="+", default=[], metavar="DIR",
                    help="more model folders (same game and V) whose dreams share each "
                    "candidate's rollouts, e.g. the Ms of earlier iterative rounds")
