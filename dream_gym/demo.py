@@ -65,11 +65,11 @@ def run_demo(model_name: str = "takecover", minutes: float = 3.0, episodes: int 
     model_dir = resolve(model_name)
     model = load_model(model_dir)
     print(f"[demo] evolving a fresh controller inside the {model.game} dream for "
-          f"{minutes:g} min (CMA-ES, population {population} x {rollouts} dreams, "
-          f"tau={temperature})")
+          f"{minutes:g} min (CMA-ES on whitened features, population {population} x {rollouts} "
+          f"dreams, tau={temperature})")
     cfg = ControllerTrainConfig(temperature=temperature, generations=10_000,
                                 population=population, rollouts=rollouts, seed=seed,
-                                eval_rollouts=256)
+                                eval_rollouts=256, whiten=True)  # raw search: short runs stall
     with tempfile.TemporaryDirectory() as tmp:
         summary = train_in_dream(model_dir, cfg, Path(tmp) / "run", model.device,
                                  export_dir=tmp, time_limit=minutes * 60)
