@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from dream_gym.agents.controller import LinearController
+from dream_gym.checkpoint import load_tensors
 from dream_gym.training.controller import ControllerTrainConfig, Whitening, train_in_dream
 from dream_gym.zoo import resolve
 
@@ -48,10 +49,15 @@ def test_whitened_search_escapes_the_stall_of_raw_search(tmp_path):
 
 
 def test_a_run_resumes_only_in_the_coordinates_it_started_in(tmp_path):
+    """A resumed run keeps the statistics it started with, and refuses the other setting."""
     cfg = ControllerTrainConfig(generations=1, population=4, rollouts=1, max_steps=10,
                                 eval_rollouts=4, whiten=True)
     train_in_dream(resolve("takecover"), cfg, tmp_path, torch.device("cpu"), progress=False)
-    cfg.generations, cfg.whiten = 2, False
+    first = load_tensors(tmp_path / "es.safetensors")["feature_mean"]
+    cfg.generations = 2
+    train_in_dream(resolve("takecover"), cfg, tmp_path, torch.device("cpu"), progress=False)
+    assert torch.equal(load_tensors(tmp_path / "es.safetensors")["feature_mean"], first)
+    cfg.generations, cfg.whiten = 3, False
     with pytest.raises(ValueError, match="with whitened features, but this config has "
                                          "whiten = False"):
         train_in_dream(resolve("takecover"), cfg, tmp_path, torch.device("cpu"),

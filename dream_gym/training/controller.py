@@ -230,8 +230,7 @@ def train_in_dream(model_dir: str | Path, cfg: ControllerTrainConfig, run_dir: s
 
     start_gen, x0, history = 0, np.zeros(n_params), []
     sigma0 = cfg.spread0 / np.sqrt(model.feature_dim + 1) if cfg.whiten else cfg.sigma0
-    white = Whitening.measure(model, starts[0], cfg.temperature, cfg.seed) if cfg.whiten \
-        else None
+    white = None
     if (run_dir / "es.json").exists():  # warm restart from the last generation's mean/sigma
         st = load_json(run_dir / "es.json")
         start_gen, sigma0, history = st["generation"], st["sigma"], st["history"]
@@ -242,9 +241,11 @@ def train_in_dream(model_dir: str | Path, cfg: ControllerTrainConfig, run_dir: s
                 f"{run_dir} holds a CMA-ES run {'with' if 'feature_mean' in saved else 'without'}"
                 f" whitened features, but this config has whiten = {cfg.whiten}: resume it "
                 "with the setting it started with, or start in an empty folder.")
-        if white is not None:  # the search coordinates the run started in
+        if cfg.whiten:  # the search coordinates the run started in
             white = Whitening(saved["feature_mean"].numpy(), saved["feature_std"].numpy(),
-                              white.outputs)
+                              model.spec.controller_outputs)
+    elif cfg.whiten:
+        white = Whitening.measure(model, starts[0], cfg.temperature, cfg.seed)
     to_params = white.params if white is not None else np.atleast_2d
     es = cma.CMAEvolutionStrategy(x0, sigma0, {"popsize": cfg.population,
                                                "seed": cfg.seed + start_gen + 1, "verbose": -9})
