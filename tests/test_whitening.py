@@ -15,7 +15,7 @@ from dream_gym.zoo import resolve
 def test_a_search_vector_is_the_controller_on_centred_scaled_features():
     rng = np.random.default_rng(0)
     d, outputs = 7, 3
-    white = Whitening(rng.normal(size=d), rng.uniform(0.1, 2.0, size=d), outputs)
+    white = Whitening(rng.normal(size=d), rng.uniform(0.1, 2.0, size=d))
     search = rng.normal(size=(5, (d + 1) * outputs))
     x = rng.normal(size=(11, d))
     ctrl = LinearController("CarRacing", d, white.params(search))

@@ -105,14 +105,14 @@ class Whitening:
 
     mean: np.ndarray  # (D,) float64
     std: np.ndarray  # (D,) float64
-    outputs: int
 
     def params(self, search: np.ndarray) -> np.ndarray:
         """(P, n_params) controller params for (P, n_params) search vectors (or one)."""
         theta = np.atleast_2d(search)
         d = len(self.mean)
-        W = theta[:, : d * self.outputs].reshape(-1, self.outputs, d) / self.std
-        b = theta[:, d * self.outputs :] - W @ self.mean
+        outputs = theta.shape[1] // (d + 1)  # n_params = (d + 1) * outputs
+        W = theta[:, : d * outputs].reshape(-1, outputs, d) / self.std
+        b = theta[:, d * outputs :] - W @ self.mean
         return np.concatenate([W.reshape(len(theta), -1), b], 1)
 
     def tensors(self) -> dict[str, torch.Tensor]:
@@ -133,10 +133,10 @@ class Whitening:
         with torch.no_grad():
             for _ in range(steps):
                 feats.append(model.features(state).double().cpu())
-                actions = torch.as_tensor(model.spec.sample_actions(rng, len(feats[-1])))
+                actions = torch.as_tensor(model.spec.sample_actions(rng, n))
                 state, _ = model.imagine(state, actions.to(model.device), temperature)
         f = torch.cat(feats)
-        return cls(f.mean(0).numpy(), f.std(0).numpy() + 1e-3, model.spec.controller_outputs)
+        return cls(f.mean(0).numpy(), f.std(0).numpy() + 1e-3)
 
 
 def _ensemble_returns(models: Sequence[WorldModel], controller: LinearController,
@@ -242,8 +242,7 @@ def train_in_dream(model_dir: str | Path, cfg: ControllerTrainConfig, run_dir: s
                 f" whitened features, but this config has whiten = {cfg.whiten}: resume it "
                 "with the setting it started with, or start in an empty folder.")
         if cfg.whiten:  # the search coordinates the run started in
-            white = Whitening(saved["feature_mean"].numpy(), saved["feature_std"].numpy(),
-                              model.spec.controller_outputs)
+            white = Whitening(saved["feature_mean"].numpy(), saved["feature_std"].numpy())
     elif cfg.whiten:
         white = Whitening.measure(model, starts[0], cfg.temperature, cfg.seed)
     to_params = white.params if white is not None else np.atleast_2d
