@@ -35,7 +35,7 @@ from torch.utils.flop_counter import FlopCounterMode
 import dream_gym  # noqa: F401  (registers the ids)
 from dream_gym.checkpoint import save_json
 from dream_gym.contract import select_rows
-from dream_gym.envs.core import upscale
+from dream_gym.envs.upscale import upscale
 from dream_gym.envs.vector import DreamVectorEnv
 from dream_gym.games import get_game
 from dream_gym.world_models.model import HAS_ONEDNN, onednn_linear

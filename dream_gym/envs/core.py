@@ -17,27 +17,10 @@ import torch
 
 from dream_gym.contract import State, seed_dreams, select_rows
 from dream_gym.envs.latent import latent_space
+from dream_gym.envs.upscale import upscale
 from dream_gym.games import get_game
 
-__all__ = ["DreamCore", "upscale", "obs_row"]
-
-
-def upscale(frames: torch.Tensor, hw: tuple[int, int],
-            rows: tuple[int, int] | None = None) -> np.ndarray:
-    """(B, S, S, 3) uint8 model frames -> (B, H, W, 3) uint8 at the real screen size.
-
-    ``rows``: the screen rows the model sees (:attr:`GameSpec.crop_rows`); the frame fills
-    them and the rest (CarRacing's dashboard, which the model never sees) stays black."""
-    top, bottom = rows if rows is not None else (0, hw[0])
-    x = frames.movedim(-1, 1).float()
-    x = torch.nn.functional.interpolate(x, size=(bottom - top, hw[1]), mode="bilinear",
-                                        align_corners=False)
-    x = x.round_().clamp_(0, 255).to(torch.uint8).movedim(1, -1).cpu().numpy()
-    if (top, bottom) == (0, hw[0]):
-        return x
-    out = np.zeros((len(x), *hw, 3), np.uint8)
-    out[:, top:bottom] = x
-    return out
+__all__ = ["DreamCore", "obs_row"]
 
 
 def obs_row(obs: np.ndarray | dict[str, np.ndarray], i: int) -> np.ndarray | dict:

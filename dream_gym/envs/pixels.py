@@ -18,7 +18,7 @@ import torch
 from gymnasium.wrappers import TransformObservation
 
 from dream_gym.contract import WorldModel
-from dream_gym.envs.core import upscale
+from dream_gym.envs.upscale import upscale
 from dream_gym.games import FRAME_SIZE, get_game, resize_frame
 
 __all__ = ["ScreenObservation", "ModelView"]
