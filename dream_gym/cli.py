@@ -140,7 +140,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--recipe", help="take the settings of this recipe's shipped controller")
     for name, kind in (("temperature", float), ("generations", int), ("population", int),
                        ("rollouts", int), ("sigma0", float), ("spread0", float),
-                       ("max_steps", int), ("seed", int)):
+                       ("max_steps", int), ("explore", float), ("max_hold", int),
+                       ("seed", int)):
         p.add_argument(f"--{name.replace('_', '-')}", type=kind, dest=name,
                        help="overrides the recipe / default")
     p.add_argument("--whiten", action=argparse.BooleanOptionalAction, default=None,

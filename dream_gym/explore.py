@@ -17,11 +17,12 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
+import torch
 
 from dream_gym.games import GameSpec
 
-__all__ = ["POLICIES", "check_policy", "random_held_actions", "road_follower", "road_modes",
-           "road_offset"]
+__all__ = ["POLICIES", "HeldExploration", "check_policy", "random_held_actions", "road_follower",
+           "road_modes", "road_offset"]
 
 
 def random_held_actions(rng: np.random.Generator, game: GameSpec, max_hold: int
@@ -31,6 +32,36 @@ def random_held_actions(rng: np.random.Generator, game: GameSpec, max_hold: int
         action = game.sample_actions(rng, 1)[0]
         for _ in range(int(rng.integers(1, max_hold + 1))):
             yield action
+
+
+class HeldExploration:
+    """Seed 003's exploration noise for a batch of n players, as data collection plays it
+    (:func:`~dream_gym.evaluate.evaluate_controller`'s ``explore``): each step a player not
+    already exploring starts, with chance ``p``, a random action held 1..``max_hold`` steps in
+    place of its policy's. Inside a dream it makes CMA-ES pay for a controller that a push
+    off its course sends astray."""
+
+    def __init__(self, game: GameSpec, n: int, p: float, max_hold: int,
+                 rng: np.random.Generator) -> None:
+        self.game, self.p, self.max_hold, self.rng = game, p, max_hold, rng
+        self.held = np.zeros(n, np.int64)  # steps left of each player's random action
+        self.action = np.zeros((n, *game.action_shape), game.action_dtype)
+
+    def __call__(self, actions: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+        """``actions`` of the players ``rows`` (ids in 0..n-1), some replaced."""
+        ids = rows.cpu().numpy()
+        start = ids[(self.held[ids] == 0) & (self.rng.random(len(ids)) < self.p)]
+        if len(start):
+            self.action[start] = self.game.sample_actions(self.rng, len(start))
+            self.held[start] = self.rng.integers(1, self.max_hold + 1, len(start))
+        exploring = self.held[ids] > 0
+        if not exploring.any():
+            return actions
+        self.held[ids[exploring]] -= 1
+        out = actions.clone()
+        mask = torch.from_numpy(exploring).to(actions.device)
+        out[mask] = torch.from_numpy(self.action[ids[exploring]]).to(actions)
+        return out
 
 
 def road_offset(screen: np.ndarray, rows: tuple[int, int] = (50, 62)) -> float | None:

@@ -48,3 +48,7 @@ def test_evolve_command_writes_a_loadable_controller_and_resumes(tmp_path, capsy
     _, meta = LinearController.load(tmp_path / "controller")
     assert meta["generations"] == 2
     assert "dream score" in capsys.readouterr().out
+    # exploration noise in the training dreams: the setting is kept with the controller
+    assert cli(args[:3] + [str(tmp_path / "noisy"), *args[4:], "--explore", "0.1"]) == 0
+    _, meta = LinearController.load(tmp_path / "noisy" / "controller")
+    assert meta["config"]["explore"] == 0.1

@@ -15,6 +15,10 @@ responds to what the dream shows; short raw runs then often stall on a fixed act
 (TakeCover: hugging a wall). The controller found is the same ``tanh(W x + b)``. It is not
 the default: a stronger search also finds a dream's flaws sooner (CarRacing: a whitened C
 floored gas and brake together, 415 in the dream and -40 on real tracks; model cards).
+
+With ``explore`` each training dream's controller is pushed now and then by a held random
+action, the noise of seed 003's data collection, so that fitness pays for recovering. It is
+not the default either: in the CarRacing dream it gave a slower driver (model card).
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from tqdm import tqdm
 from dream_gym.agents.controller import LinearController
 from dream_gym.checkpoint import load_json, load_tensors, save_json, save_tensors
 from dream_gym.contract import State, WorldModel, seed_dreams, select_rows
+from dream_gym.explore import HeldExploration
 from dream_gym.games import GameSpec
 from dream_gym.rollout import StopRule, state_returns
 from dream_gym.training.common import make_writer, seed_everything
@@ -73,6 +78,12 @@ class ControllerTrainConfig:
     of what the dream gets wrong there: dream_gym.training.off_track); 0: never."""
     off_track_grace: int = 50
     """Steps before the off-track stop looks (CarRacing's start zooms in over grass)."""
+    explore: float = 0.0
+    """Per-step chance that a training dream's controller is pushed: a random action held
+    1..``max_hold`` steps replaces its own (:class:`~dream_gym.explore.HeldExploration`, the
+    noise of seed 003's data collection), so fitness pays for recovering; 0: never. The
+    final dream score is measured without it."""
+    max_hold: int = 12
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -142,20 +153,27 @@ class Whitening:
 def _ensemble_returns(models: Sequence[WorldModel], controller: LinearController,
                       member: torch.Tensor | None, starts: Sequence[State], context: torch.Tensor,
                       temperature: float, max_steps: int, seeds: torch.Tensor,
-                      stop: Callable[[int], StopRule] | None = None
+                      stop: Callable[[int], StopRule] | None = None,
+                      noise: Callable[[int, int], HeldExploration] | None = None
                       ) -> tuple[torch.Tensor, torch.Tensor]:
     """Returns and lengths of dreams i = 0..B-1, dream i started from context ``context[i]``
     (of ``starts``), run by controller ``member[i]`` (None: controller 0 for all) in model
-    ``i % len(models)`` (one batched rollout per model)."""
+    ``i % len(models)`` (one batched rollout per model); ``noise(n, k)``: exploration noise
+    for the n dreams of model k."""
     B = len(seeds)
     ret, lengths = torch.zeros(B), torch.zeros(B, dtype=torch.long)
     for k, model in enumerate(models):
         idx = torch.arange(k, B, len(models))
         m = None if member is None else member[idx].to(model.device)
         state = seed_dreams(select_rows(starts[k], context[idx].to(model.device)), seeds[idx])
-        ret[idx], lengths[idx] = state_returns(
-            model, lambda x, rows, m=m: controller.act(x, None if m is None else m[rows]),
-            state, temperature, max_steps, stop)
+        push = noise(len(idx), k) if noise is not None else None
+
+        def policy(x: torch.Tensor, rows: torch.Tensor, m=m, push=push) -> torch.Tensor:
+            actions = controller.act(x, None if m is None else m[rows])
+            return actions if push is None else push(actions, rows)
+
+        ret[idx], lengths[idx] = state_returns(model, policy, state, temperature, max_steps,
+                                               stop)
     return ret, lengths
 
 
@@ -266,8 +284,13 @@ def train_in_dream(model_dir: str | Path, cfg: ControllerTrainConfig, run_dir: s
         member = torch.arange(cfg.population, device=device).repeat_interleave(cfg.rollouts)
         context = torch.from_numpy(rng.integers(len(frames), size=len(member)))
         seeds = (cfg.seed * 100_003 + gen) * len(member) + torch.arange(len(member))
+        noise = None
+        if cfg.explore > 0:
+            def noise(n: int, k: int, gen: int = gen) -> HeldExploration:
+                return HeldExploration(model.spec, n, cfg.explore, cfg.max_hold,
+                                       np.random.default_rng((cfg.seed, gen, k)))
         ret, lengths = _ensemble_returns(models, ctrl, member, starts, context,
-                                         cfg.temperature, cfg.max_steps, seeds, stop)
+                                         cfg.temperature, cfg.max_steps, seeds, stop, noise)
         fitness = ret.view(cfg.population, cfg.rollouts).mean(1).numpy()
         if cfg.ensemble_fitness == "min":  # rollout r of a candidate ran in dream r % len(models)
             fitness = ret.view(cfg.population, -1, len(models)).mean(1).amin(1).numpy()
