@@ -78,6 +78,13 @@ def test_unknown_refit_start_in_a_recipe():
 
     with pytest.raises(ValueError, match="refit_from must be 'last', 'first' or 'scratch'"):
         IterateConfig(refit_from="best")
+    with pytest.raises(ValueError, match="refit_from must be"):
+        IterateConfig(rounds=2, refit_from=["first", "best"])
+    with pytest.raises(ValueError, match="explore lists 2 values for 3 rounds"):
+        IterateConfig(rounds=3, explore=[0.05, 0.01])
+    cfg = IterateConfig(rounds=2, explore=[0.05, 0.01], refit_from=["first", "last"])
+    assert (cfg.at("explore", 2), cfg.at("refit_from", 1), cfg.at("episodes", 2)) == \
+        (0.01, "first", cfg.episodes)
 
 
 def test_frame_gan_is_not_a_dream():

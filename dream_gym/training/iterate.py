@@ -36,27 +36,41 @@ class IterateConfig:
     rounds: int = 3
     episodes: int = 200
     """Real episodes collected per round with the current controller."""
-    explore: float = 0.05
-    """Per-step chance of starting a random action held 1..max_hold steps."""
+    explore: float | list[float] = 0.05
+    """Per-step chance of starting a random action held 1..max_hold steps; a list gives
+    each round its own (CarRacing: 0.05, then 0.01 once the driver is good enough that a
+    quarter of random steps would hide it)."""
     max_hold: int = 12
     episodes_per_shard: int = 20
     mdnrnn_steps: int = 600
     """Training steps of M per round, on windows from all real data so far."""
     lr: float = 3e-4
-    refit_from: str = "last"
+    refit_from: str | list[str] = "last"
     """Where each round's fine-tuning of M starts: "last" (the previous round's M),
     "first" (the M trained on the first data, so every round's M has trained equally long:
     on TakeCover, stacking refits made the dream stop telling sweeping from wall-hugging) or
     "scratch" (a fresh M, trained ``mdnrnn_steps`` at ``lr`` on all data: on CarRacing a
-    fine-tuned M kept paying the exploit the round's data had just shown, two rounds on)."""
+    fine-tuned M kept paying the exploit the round's data had just shown, two rounds on);
+    a list gives each round its own."""
     check_episodes: int = 20
     """Real episodes that score each round's controller (logged, never used to choose)."""
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if self.refit_from not in ("last", "first", "scratch"):
-            raise ValueError("refit_from must be 'last', 'first' or 'scratch', "
-                             f"got {self.refit_from!r}")
+        for name in ("explore", "refit_from"):
+            value = getattr(self, name)
+            if isinstance(value, list) and len(value) != self.rounds:
+                raise ValueError(f"[iterate] {name} lists {len(value)} values for "
+                                 f"{self.rounds} rounds: give one per round, or a single value.")
+        starts = self.refit_from if isinstance(self.refit_from, list) else [self.refit_from]
+        for start in starts:
+            if start not in ("last", "first", "scratch"):
+                raise ValueError(f"refit_from must be 'last', 'first' or 'scratch', got {start!r}")
+
+    def at(self, name: str, k: int) -> Any:
+        """Round k's (1-based) value of a setting that may be given per round."""
+        value = getattr(self, name)
+        return value[k - 1] if isinstance(value, list) else value
 
     def round_seed(self, k: int) -> int:
         """First real seed of round k's collection (clear of data, eval and check seeds)."""
@@ -70,7 +84,8 @@ def collect_round(model_dir: Path, cfg: IterateConfig, k: int, out_dir: Path,
     controller, _ = LinearController.load(model_dir / "controller")
     episodes: list[dict[str, np.ndarray]] = []
     score = evaluate_controller(model, controller, cfg.episodes, seed=cfg.round_seed(k),
-                                explore=cfg.explore, max_hold=cfg.max_hold, record=episodes)
+                                explore=cfg.at("explore", k), max_hold=cfg.max_hold,
+                                record=episodes)
     out_dir.mkdir(parents=True, exist_ok=True)
     frames = 0
     for i in range(0, len(episodes), cfg.episodes_per_shard):
@@ -114,9 +129,9 @@ def run_round(k: int, cfg: IterateConfig, run_dir: Path, model_dir: Path,
                                   tcfg.seq_len, np.random.default_rng(tcfg.seed), tcfg.latent,
                                   model.rnn.cfg.done_window)
         init = None  # "scratch": a fresh M
-        if cfg.refit_from == "first":
+        if cfg.at("refit_from", k) == "first":
             init = load_tensors(run_dir / "mdnrnn" / "final.safetensors")
-        elif cfg.refit_from == "last":
+        elif cfg.at("refit_from", k) == "last":
             init = model.rnn.state_dict()
         model.rnn = train_mdnrnn(sampler, model.rnn.cfg, tcfg, rdir / "mdnrnn", device,
                                  init=init)
