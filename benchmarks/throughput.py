@@ -29,7 +29,9 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import gymnasium as gym
+import numpy as np
 import torch
+from numba import njit
 from torch.utils.flop_counter import FlopCounterMode
 
 import dream_gym  # noqa: F401  (registers the ids)
@@ -162,6 +164,25 @@ def pixel_breakdown(env: gym.Env, seconds: float) -> dict:
     return out
 
 
+@njit(cache=True, fastmath=True)
+def _read_all(a: np.ndarray) -> float:
+    total = np.float32(0.0)
+    for i in range(a.shape[0]):
+        total += a[i]
+    return total
+
+
+def weight_read(env: gym.Env, repeats: int = 2000) -> dict:
+    """The floor under a lone latent step: one core reading the compiled step's weights
+    (M's LSTM and heads, which stay in L3 between steps), at its best over ``repeats``."""
+    weights = env.unwrapped._core.model._lone_weights()
+    flat = np.concatenate([w.ravel() for w in weights]).astype(np.float32)
+    _read_all(flat)
+    best = min(_seconds(lambda: _read_all(flat)) for _ in range(repeats))
+    env.close()
+    return {"bytes": int(flat.nbytes), "us": best * 1e6, "gb_per_s": flat.nbytes / best / 1e9}
+
+
 def rss_mib() -> float:
     with open("/proc/self/status") as f:
         for line in f:
@@ -238,6 +259,7 @@ def main() -> None:
     res["real_steps_per_s"] = max(real_rates)
     real_env.close()
     res["single_pixels_breakdown"] = pixel_breakdown(gym.make(args.env), args.seconds)
+    res["lone_weight_read"] = weight_read(gym.make(args.env, obs_type="latent"))
     res["batched"] = {str(n): batched(model_name, n, args.seconds, peak) for n in args.sizes}
     res["batched_pixels"] = {str(n): batched(model_name, n, args.seconds, peak, "pixels")
                              for n in args.pixel_sizes}
@@ -270,6 +292,10 @@ def main() -> None:
           f"us ({px['decode_flops'] / 1e6:.0f} MFLOP, "
           f"{100 * px['decode_flops_per_s'] / peak:.0f}% of peak) + resize to the screen "
           f"{px['upscale_us']:.0f} us; a real step: {1e6 / real:.0f} us")
+    w = res["lone_weight_read"]
+    print(f"a lone latent step reads M's {w['bytes'] / 1e6:.1f} MB of weights: {w['us']:.0f} us "
+          f"at best ({w['gb_per_s']:.1f} GB/s on one core), so at most "
+          f"{1e6 / w['us'] / real:.1f}x the real game")
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     save_json(args.out, res)
     print(f"saved {args.out}")

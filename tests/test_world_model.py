@@ -49,6 +49,10 @@ def test_shipped_vae_reconstructs_heldout_frames(takecover, held_out):
     per_frame_var = float(x.var(dim=0).mean())  # predicting the mean frame scores this
     # TakeCover frames vary little (a static room); the shipped V explains ~70% of it.
     assert mse < 0.4 * per_frame_var, (mse, per_frame_var)
+    # rendering decodes in the channels-last layout: the same frames
+    with torch.no_grad():
+        fast = takecover.vae.decode(takecover.vae.encode(x[:64])[0], channels_last=True)
+    torch.testing.assert_close(fast, recon[:64], atol=1e-5, rtol=0)
 
 
 def test_mdnrnn_predicts_heldout_next_latents_and_deaths(takecover, held_out):

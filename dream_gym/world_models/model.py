@@ -159,7 +159,7 @@ class WorldModelsDream(torch.nn.Module):
 
     @torch.no_grad()
     def render(self, state: State) -> torch.Tensor:
-        x = self.vae.decode(state["z"])
+        x = self.vae.decode(state["z"], channels_last=True)
         return (x.movedim(1, -1) * 255).round_().to(torch.uint8)
 
     # --- helpers ---------------------------------------------------------------------------
