@@ -3,9 +3,9 @@
 Bilinear with half-pixel centres, as ``torch.nn.functional.interpolate(...,
 align_corners=False)`` (the values agree to float32 rounding, so a pixel may differ by one
 level). Compiled and separable, along each row first and then between rows, so that the
-second pass, where most of the work is, runs over contiguous rows: 4x as fast as
-``interpolate`` for TakeCover's 240 x 320 screen, where it took three times as long as a
-lone dream's step (benchmarks/throughput.py, pixel breakdown).
+second pass, where most of the work is, runs over contiguous rows: 0.18 ms for TakeCover's
+240 x 320 screen on one core, where ``interpolate`` took 1.2 ms, three times a lone dream's
+step (benchmarks/throughput.py, pixel breakdown).
 """
 
 from __future__ import annotations
