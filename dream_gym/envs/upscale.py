@@ -63,6 +63,7 @@ def upscale(frames: torch.Tensor, hw: tuple[int, int],
     them and the rest (CarRacing's dashboard, which the model never sees) stays black."""
     top, bottom = rows if rows is not None else (0, hw[0])
     src = np.ascontiguousarray(frames.cpu().numpy())
-    out = np.zeros((len(src), *hw, src.shape[-1]), np.uint8)
+    blank = np.zeros if (top, bottom) != (0, hw[0]) else np.empty  # every pixel is written
+    out = blank((len(src), *hw, src.shape[-1]), np.uint8)
     _bilinear(src, *_axis(src.shape[1], bottom - top), *_axis(src.shape[2], hw[1]), out, top)
     return out

@@ -177,6 +177,14 @@ def _ensemble_returns(models: Sequence[WorldModel], controller: LinearController
     return ret, lengths
 
 
+def _pushes(game: GameSpec, cfg: ControllerTrainConfig, gen: int, n: int, k: int
+            ) -> HeldExploration:
+    """Generation ``gen``'s exploration noise for the n dreams of ensemble member k, drawn
+    from its own generator, so a resumed run pushes as the uninterrupted one would."""
+    return HeldExploration(game, n, cfg.explore, cfg.max_hold,
+                           np.random.default_rng((cfg.seed, gen, k)))
+
+
 def dream_score(model: WorldModel | Sequence[WorldModel], controller: LinearController, n: int,
                 temperature: float, max_steps: int, seed: int,
                 contexts: tuple[torch.Tensor, torch.Tensor],
@@ -284,11 +292,7 @@ def train_in_dream(model_dir: str | Path, cfg: ControllerTrainConfig, run_dir: s
         member = torch.arange(cfg.population, device=device).repeat_interleave(cfg.rollouts)
         context = torch.from_numpy(rng.integers(len(frames), size=len(member)))
         seeds = (cfg.seed * 100_003 + gen) * len(member) + torch.arange(len(member))
-        noise = None
-        if cfg.explore > 0:
-            def noise(n: int, k: int, gen: int = gen) -> HeldExploration:
-                return HeldExploration(model.spec, n, cfg.explore, cfg.max_hold,
-                                       np.random.default_rng((cfg.seed, gen, k)))
+        noise = partial(_pushes, model.spec, cfg, gen) if cfg.explore > 0 else None
         ret, lengths = _ensemble_returns(models, ctrl, member, starts, context,
                                          cfg.temperature, cfg.max_steps, seeds, stop, noise)
         fitness = ret.view(cfg.population, cfg.rollouts).mean(1).numpy()
