@@ -19,6 +19,9 @@ import numpy as np
 from numba import njit
 
 from dream_gym.keyed_random import uniform_at
+from dream_gym.world_models.mdnrnn import LOG_SIGMA_RANGE, TAU_FLOOR
+
+LOG_SIGMA_MIN, LOG_SIGMA_MAX = LOG_SIGMA_RANGE  # numba reads module constants once
 
 __all__ = ["dream_step"]
 
@@ -61,7 +64,7 @@ def _next_latent(heads: np.ndarray, z_dim: int, gaussians: int, key: int, counte
     """z_{t+1} drawn as :meth:`MDNRNN.sample` draws it from the mixture head's outputs,
     with the dream's keyed streams 0 (component) and 1 (Box-Muller normals)."""
     Z, K = z_dim, gaussians
-    tau = max(temperature, 1e-6)
+    tau = max(temperature, TAU_FLOOR)
     root_tau = math.sqrt(tau)
     half = (Z + 1) // 2
     z = np.empty(Z, np.float32)
@@ -81,7 +84,7 @@ def _next_latent(heads: np.ndarray, z_dim: int, gaussians: int, key: int, counte
             pick += cdf[k] < threshold
         pick = min(pick, K - 1)
         mu = heads[Z * K + base + pick]
-        log_sigma = min(max(heads[2 * Z * K + base + pick], -7.0), 3.0)
+        log_sigma = min(max(heads[2 * Z * K + base + pick], LOG_SIGMA_MIN), LOG_SIGMA_MAX)
         j = d if d < half else d - half
         r = math.sqrt(-2.0 * math.log(uniform_at(key, counter, 1, j)))
         theta = 2.0 * math.pi * uniform_at(key, counter, 1, half + j)
@@ -94,19 +97,12 @@ def _next_latent(heads: np.ndarray, z_dim: int, gaussians: int, key: int, counte
 def dream_step(z: np.ndarray, a: np.ndarray, h: np.ndarray, c: np.ndarray,
                w_cell: np.ndarray, b_cell: np.ndarray, w_heads: np.ndarray,
                b_heads: np.ndarray, gaussians: int, key: int, counter: int,
-               temperature: float, done_threshold: bool, done_weight: float, done_window: int
-               ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, bool]:
-    """One dream step: (z, h, c) next, the extra heads' outputs (reward, done logit, game
-    variables) and done, drawn as :meth:`MDNRNN.hazard` and stream 2 say (or the logit's
-    sign when ``done_threshold``)."""
+               temperature: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """One dream step: (z, h, c) next and the extra heads' outputs (reward, done logit,
+    game variables). Done is drawn by the caller with :meth:`MDNRNN.hazard`, the batched
+    step's own function, so the two cannot disagree on it."""
     h, c = _lstm(z, a, h, c, w_cell, b_cell)
     heads = b_heads.copy()
     _affine(heads, h, w_heads, 0)
     z_next = _next_latent(heads, z.shape[0], gaussians, key, counter, temperature)
-    extra = heads[3 * z.shape[0] * gaussians:]
-    if done_threshold:
-        return z_next, h, c, extra, extra[1] > 0.0
-    q = 1.0 / (1.0 + math.exp(math.log(done_weight) - extra[1]))
-    if done_window > 1:
-        q = 1.0 - max(1.0 - q, 1e-7) ** (1.0 / done_window)
-    return z_next, h, c, extra, uniform_at(key, counter, 2, 0) < q
+    return z_next, h, c, heads[3 * z.shape[0] * gaussians:]

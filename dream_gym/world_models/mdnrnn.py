@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 __all__ = ["MDNRNNConfig", "MDNRNN", "MDNOutput", "lstm_gates", "fused_cell_weights",
-           "fused_lstm_step"]
+           "fused_lstm_step", "LOG_SIGMA_RANGE", "TAU_FLOOR", "HAZARD_FLOOR"]
 
 
 def lstm_gates(gates: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -44,6 +44,10 @@ def fused_lstm_step(gates: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor,
 
 LOG_SIGMA_RANGE = (-7.0, 3.0)
 """Where M's log sigma is clamped (a mixture component never collapses nor explodes)."""
+TAU_FLOOR = 1e-6
+"""The smallest temperature sampling divides by (tau = 0 means: the most likely z)."""
+HAZARD_FLOOR = 1e-7
+"""Floor of 1 - q before its window-th root (a certain end stays finite)."""
 
 
 @dataclass
@@ -131,7 +135,7 @@ class MDNRNN(nn.Module):
         q = torch.sigmoid(done_logit - math.log(self.cfg.done_weight))
         if self.cfg.done_window == 1:
             return q
-        return 1.0 - (1.0 - q).clamp_min(1e-7) ** (1.0 / self.cfg.done_window)
+        return 1.0 - (1.0 - q).clamp_min(HAZARD_FLOOR) ** (1.0 / self.cfg.done_window)
 
     def sample(self, o: MDNOutput, temperature: float, u: torch.Tensor,
                eps: torch.Tensor, mixture_major: bool = False) -> torch.Tensor:
@@ -146,7 +150,7 @@ class MDNRNN(nn.Module):
         (B, z, 5) rows (1.2 ms against 2.4 at B = 1,024, z = 64, one Xeon thread), which
         was a tenth of a batched step.
         """
-        tau = max(float(temperature), 1e-6)
+        tau = max(float(temperature), TAU_FLOOR)
         # the unnormalised CDF of softmax(logits / tau), compared with u times its total:
         # softmax over 5 components is ~3x slower on CPU and was a tenth of a dream step
         w = o.logit_pi / tau if tau != 1.0 else o.logit_pi  # x / 1 is x: skip the pass
