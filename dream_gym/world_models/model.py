@@ -10,7 +10,7 @@ import torch
 
 from dream_gym import keyed_random
 from dream_gym.checkpoint import CheckpointError, load_state_dict, save_json, save_tensors
-from dream_gym.contract import State, Transition
+from dream_gym.contract import State, Transition, model_config
 from dream_gym.games import get_game
 from dream_gym.world_models import lone_step
 from dream_gym.world_models.mdnrnn import MDNRNN, MDNRNNConfig, fused_cell_weights, fused_lstm_step
@@ -133,12 +133,16 @@ class WorldModelsDream(torch.nn.Module):
         2.5x as fast as with torch (benchmarks/throughput.py). Few torch calls here: each
         costs microseconds, a tenth of the step in all."""
         cfg = self.rnn.cfg
-        t = state["t"].item()
-        z, h, c, extra, done = lone_step.dream_step(
+        t, key = state["t"].item(), state["key"].item()
+        z, h, c, extra = lone_step.dream_step(
             state["z"].numpy()[0], self._actions(actions.numpy())[0], state["h"].numpy()[0],
-            state["c"].numpy()[0], *self._lone_weights(), cfg.gaussians,
-            state["key"].item(), t, float(temperature), self.done_mode == "threshold",
-            cfg.done_weight, cfg.done_window)
+            state["c"].numpy()[0], *self._lone_weights(), cfg.gaussians, key, t,
+            float(temperature))
+        if self.done_mode == "threshold":
+            done = bool(extra[1] > 0.0)
+        else:  # the batched step's float32 uniform (stream 2) and hazard function
+            u = torch.tensor(np.float32(keyed_random.uniform_at(key, t, 2, 0)))
+            done = bool(u < self.rnn.hazard(torch.from_numpy(extra[1:2]))[0])
         state = {"z": torch.from_numpy(z[None]), "h": torch.from_numpy(h[None]),
                  "c": torch.from_numpy(c[None]), "key": state["key"],
                  "t": torch.tensor([t + 1])}
@@ -214,11 +218,9 @@ class WorldModelsDream(torch.nn.Module):
         d = Path(model_dir)
         save_tensors(d / "vae.safetensors", self.vae.state_dict())
         save_tensors(d / "mdnrnn.safetensors", self.rnn.state_dict())
-        save_json(d / "config.json", {
-            "family": FAMILY, "game": self.game, "gamevar_scale": self.gamevar_scale,
-            "done_mode": self.done_mode, "features": self.feature_kind,
-            "vae": asdict(self.vae.cfg), "mdnrnn": asdict(self.rnn.cfg),
-        })
+        save_json(d / "config.json", model_config(
+            FAMILY, self.spec, gamevar_scale=self.gamevar_scale, done_mode=self.done_mode,
+            features=self.feature_kind, vae=asdict(self.vae.cfg), mdnrnn=asdict(self.rnn.cfg)))
 
     @classmethod
     def from_config(cls, model_dir: str | Path, config: dict,
