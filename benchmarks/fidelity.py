@@ -33,7 +33,7 @@ from dream_gym.zoo import load_model
 def add_policy_argument(parser: argparse.ArgumentParser) -> None:
     """``--policy``: which collection policy plays the held-out episodes."""
     parser.add_argument("--policy", default="random", help="held-out collection policy "
-                        "(dream_gym.explore.POLICIES; CarRacing's recipe: 'road_modes')")
+                        "(dream_gym.games.collection_policy; CarRacing's recipe: 'road_modes')")
 
 
 def held_out_episodes(game: str, n: int, seed: int, max_steps: int, policy: str = "random"):

@@ -24,8 +24,8 @@ import torch
 
 from dream_gym.checkpoint import save_json
 from dream_gym.contract import seed_dreams
-from dream_gym.games import carracing_grass_share as grass_share
 from dream_gym.games import get_game
+from dream_gym.games.carracing import carracing_grass_share as grass_share
 from dream_gym.zoo import load_model
 
 ACTIONS = {"left lock": (-1.0, 0.3, 0.0), "right lock": (1.0, 0.3, 0.0),

@@ -51,7 +51,7 @@ def main() -> None:
         run = Path(args.runs) / key
         cfg = ControllerTrainConfig(temperature=tau, generations=args.generations,
                                     population=args.population, rollouts=args.rollouts,
-                                    whiten=args.whiten)
+                                    whiten=args.whiten, max_steps=2100)
         summary = train_in_dream(model_dir, cfg, run, device, export_dir=run)
         ctrl, _ = LinearController.load(run / "controller")
         real = evaluate_controller(model, ctrl, args.episodes, seed=args.seed)

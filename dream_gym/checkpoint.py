@@ -16,7 +16,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 __all__ = ["CheckpointError", "atomic_write_bytes", "save_json", "load_json", "save_tensors",
-           "load_tensors", "load_state_dict"]
+           "load_tensors", "load_state_dict", "check_finite"]
 
 
 class CheckpointError(RuntimeError):
@@ -78,9 +78,23 @@ def load_tensors(path: str | Path, device: str | torch.device = "cpu") -> dict[s
         ) from e
 
 
+def check_finite(tensors: dict[str, torch.Tensor], path: str | Path) -> None:
+    """Refuse weights holding NaN or infinity: a model loaded from them would dream
+    non-finite observations and rewards (or garbage frames) without any error."""
+    for name, t in tensors.items():
+        if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+            bad = int((~torch.isfinite(t)).sum())
+            raise CheckpointError(
+                f"Weight file {path} holds {bad} NaN or infinite values in {name!r}: the file is "
+                "damaged or its training diverged. Restore it (re-install dream-gym for a zoo "
+                "model) or retrain from the last finite checkpoint.")
+
+
 def load_state_dict(module: torch.nn.Module, path: str | Path) -> None:
-    """Load safetensors weights into ``module``; a shape or key mismatch is a CheckpointError."""
+    """Load safetensors weights into ``module``; a shape or key mismatch, or a non-finite
+    weight, is a CheckpointError."""
     tensors = load_tensors(path)
+    check_finite(tensors, path)
     try:
         module.load_state_dict(tensors, strict=True)
     except RuntimeError as e:

@@ -44,15 +44,24 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_evolve(args: argparse.Namespace) -> int:
-    from dream_gym.training.common import default_device, pick
+    import dataclasses
+
+    from dream_gym.training.common import default_device
     from dream_gym.training.controller import ControllerTrainConfig, train_in_dream
-    from dream_gym.training.recipe import final_controller_config, load_recipe
+    from dream_gym.training.recipe import final_controller_config, load_recipe, model_recipe
     from dream_gym.zoo import resolve
 
-    cfg = final_controller_config(load_recipe(args.recipe)) if args.recipe \
-        else ControllerTrainConfig()
-    flags = {k: v for k, v in vars(args).items() if v is not None}
-    cfg = pick(ControllerTrainConfig, vars(cfg) | flags)
+    recipe = load_recipe(args.recipe) if args.recipe else model_recipe(resolve(args.model))
+    if recipe is None:
+        print(f"[evolve] {args.model} names no recipe: CMA-ES with the library's defaults and "
+              "your flags (pass --recipe for a game's settings).", file=sys.stderr)
+    else:
+        print(f"[evolve] settings of recipe {recipe['name']!r} ([controller] and "
+              "[final_controller]), overridden by your flags", file=sys.stderr)
+    cfg = final_controller_config(recipe) if recipe else ControllerTrainConfig()
+    flags = {f.name: getattr(args, f.name) for f in dataclasses.fields(ControllerTrainConfig)
+             if getattr(args, f.name, None) is not None}
+    cfg = dataclasses.replace(cfg, **flags)
     out = Path(args.out)
     summary = train_in_dream(resolve(args.model), cfg, out / "es", default_device(),
                              export_dir=out, ensemble=[resolve(d) for d in args.ensemble])
@@ -121,6 +130,9 @@ def _cmd_play(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from dream_gym.config import add_arguments
+    from dream_gym.training.controller import ControllerTrainConfig
+
     parser = argparse.ArgumentParser(prog="dream-gym", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -137,22 +149,13 @@ def main(argv: list[str] | None = None) -> int:
                        "(resumable)")
     p.add_argument("model", help="zoo name or model folder")
     p.add_argument("--out", required=True, help="folder for the controller and ES checkpoints")
-    p.add_argument("--recipe", help="take the settings of this recipe's shipped controller")
-    for name, kind in (("temperature", float), ("generations", int), ("population", int),
-                       ("rollouts", int), ("sigma0", float), ("spread0", float),
-                       ("max_steps", int), ("explore", float), ("max_hold", int),
-                       ("seed", int)):
-        p.add_argument(f"--{name.replace('_', '-')}", type=kind, dest=name,
-                       help="overrides the recipe / default")
-    p.add_argument("--whiten", action=argparse.BooleanOptionalAction, default=None,
-                   help="search in whitened feature coordinates (default: no; TakeCover's "
-                   "short runs stall less, CarRacing's dream was exploited)")
+    p.add_argument("--recipe", help="take the settings of this recipe's shipped controller "
+                   "(a file or a shipped recipe's name; default: the recipe the model names)")
+    g = p.add_argument_group("CMA-ES settings (each overrides the recipe's)")
+    add_arguments(g, ControllerTrainConfig)
     p.add_argument("--ensemble", nargs="+", default=[], metavar="DIR",
                    help="more model folders (same game and V) whose dreams share each "
                    "candidate's rollouts, e.g. the Ms of earlier iterative rounds")
-    p.add_argument("--ensemble-fitness", choices=("mean", "min"), dest="ensemble_fitness",
-                   help="a candidate's fitness: its mean return over the ensemble's dreams "
-                   "(default) or its mean return in the M where it does worst")
     p.set_defaults(fn=_cmd_evolve)
 
     p = sub.add_parser("evaluate", help="score a zoo controller in the real game")
@@ -183,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(fn=_cmd_play)
 
     p = sub.add_parser("train", help="run a recipe from training/ (resumable)")
-    p.add_argument("recipe")
+    p.add_argument("recipe", help="a recipe file, or a shipped recipe's name (takecover)")
     p.add_argument("--runs", default="runs", help="where data, logs and checkpoints go")
     p.set_defaults(fn=_cmd_train)
 

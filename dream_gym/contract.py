@@ -16,13 +16,18 @@ actions alone, whatever batch it runs in.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import torch
 
 from dream_gym.keyed_random import new_keys
 
-__all__ = ["State", "Transition", "WorldModel", "select_rows", "merge_rows", "seed_dreams"]
+if TYPE_CHECKING:
+    from dream_gym.games import GameSpec
+
+__all__ = ["State", "Transition", "WorldModel", "select_rows", "merge_rows", "seed_dreams",
+           "model_config"]
 
 State = dict[str, torch.Tensor]
 
@@ -47,7 +52,9 @@ class WorldModel(Protocol):
     """
 
     game: str
-    """Name of the real game (a key of :data:`dream_gym.games.GAMES`)."""
+    """Name of the real game (:func:`dream_gym.games.get_game`)."""
+    spec: GameSpec
+    """The real game's facts: its spaces, screen and actions."""
     feature_dim: int
     """Size of the latent observation returned by :meth:`features`."""
     device: torch.device
@@ -75,6 +82,26 @@ class WorldModel(Protocol):
     def render(self, state: State) -> torch.Tensor:
         """The current dream frame, uint8 (B, S, S, 3)."""
         ...
+
+    def save(self, model_dir: str | Path) -> None:
+        """Write the weights (safetensors) and ``config.json`` (:func:`model_config` plus
+        what :meth:`from_config` needs) into ``model_dir``, each file atomically."""
+        ...
+
+    @classmethod
+    def from_config(cls, model_dir: str | Path, config: dict[str, Any],
+                    device: str | torch.device = "cpu") -> WorldModel:
+        """The model :meth:`save` wrote, from its folder and parsed ``config.json``; a
+        missing, corrupted or non-finite file is a :class:`~dream_gym.checkpoint.
+        CheckpointError`."""
+        ...
+
+
+def model_config(family: str, spec: GameSpec, **fields: Any) -> dict[str, Any]:
+    """The part of ``config.json`` every model folder has: its family (which class loads
+    it), its game and the game's facts (spaces included: a dream is made without starting
+    the real game), then the family's own ``fields``."""
+    return {"family": family, "game": spec.name, "game_spec": spec.facts(), **fields}
 
 
 def seed_dreams(state: State, seeds: torch.Tensor) -> State:

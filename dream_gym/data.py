@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from dream_gym.explore import POLICIES, check_policy, random_held_actions
-from dream_gym.games import GameSpec, get_game
+from dream_gym.explore import random_held_actions
+from dream_gym.games import GameSpec, collection_policy, get_game
 
 __all__ = ["CollectConfig", "Episodes", "collect", "load_episodes", "random_held_actions",
            "write_shard", "concat_episodes"]
@@ -39,13 +39,14 @@ class CollectConfig:
     max_steps: int = 2100
     """Cap on a collected episode's length (a random policy rarely gets near it)."""
     policy: str = "random"
-    """Collection policy from :data:`dream_gym.explore.POLICIES`: "random" (seed 003) or, for
-    CarRacing, "road" (a noisy pixel road follower: random data barely shows the road) or
-    "road_modes" (the follower, also standing, coasting, locking the wheel, flooring it)."""
+    """Collection policy by name: "random" (World Models' held random actions, any game) or
+    one the game registered (CarRacing: "road", a noisy pixel road follower, since random
+    data barely shows the road, and "road_modes", the follower also standing, coasting,
+    locking the wheel and flooring it; :mod:`dream_gym.games.carracing`)."""
     seed: int = 0
 
     def __post_init__(self) -> None:
-        check_policy(self.policy, self.game)
+        collection_policy(self.policy, self.game)  # raises, naming the choices
 
 
 @dataclass
@@ -72,7 +73,7 @@ class Episodes:
 
 def _rollout(game: GameSpec, env, seed: int, cfg: CollectConfig) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(seed)
-    policy = POLICIES[cfg.policy](rng, game, cfg.max_hold)
+    policy = collection_policy(cfg.policy, game.name)(rng, game, cfg.max_hold)
     obs, _ = env.reset(seed=seed)
     frames, actions, rewards, dones, gamevars = [], [], [], [], []
     for _ in range(cfg.max_steps):

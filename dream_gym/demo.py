@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import imageio.v2 as imageio
@@ -15,6 +16,7 @@ from dream_gym.contract import seed_dreams
 from dream_gym.evaluate import evaluate_controller, evaluate_random
 from dream_gym.games import get_game, resize_frame
 from dream_gym.training.controller import ControllerTrainConfig, train_in_dream
+from dream_gym.training.recipe import final_controller_config, model_recipe
 from dream_gym.zoo import load_model, resolve
 
 __all__ = ["run_demo", "side_by_side_video"]
@@ -67,9 +69,11 @@ def run_demo(model_name: str = "takecover", minutes: float = 3.0, episodes: int 
     print(f"[demo] evolving a fresh controller inside the {model.game} dream for "
           f"{minutes:g} min (CMA-ES on whitened features, population {population} x {rollouts} "
           f"dreams, tau={temperature})")
-    cfg = ControllerTrainConfig(temperature=temperature, generations=10_000,
-                                population=population, rollouts=rollouts, seed=seed,
-                                eval_rollouts=256, whiten=True)  # raw search: short runs stall
+    recipe = model_recipe(model_dir)
+    base = final_controller_config(recipe) if recipe else ControllerTrainConfig()
+    cfg = replace(base, temperature=temperature, generations=10_000, population=population,
+                  rollouts=rollouts, seed=seed, eval_rollouts=256,
+                  whiten=True)  # raw search: short runs stall
     with tempfile.TemporaryDirectory() as tmp:
         summary = train_in_dream(model_dir, cfg, Path(tmp) / "run", model.device,
                                  export_dir=tmp, time_limit=minutes * 60)

@@ -14,6 +14,7 @@ from tqdm import tqdm
 
 from dream_gym.agents.controller import LinearController
 from dream_gym.contract import WorldModel, merge_rows
+from dream_gym.explore import HeldRandomActions
 from dream_gym.games import get_game
 
 __all__ = ["RealGames", "evaluate_controller", "evaluate_random", "evaluate_policy", "summarize",
@@ -182,27 +183,21 @@ def evaluate_controller(model: WorldModel,
         return np.random.default_rng((seed, int(ep)))
 
     rngs = [episode_rng(ep) for ep in games.episode]
-    held = np.zeros(n, np.int64)  # steps left of a random exploration action, per slot
-    held_action = np.zeros((n, *spec.action_shape), spec.action_dtype)
-    mask_shape = (n,) + (1,) * len(spec.action_shape)
+    slots = np.arange(n)
+    noise = HeldRandomActions(spec, n, explore, max_hold)
     recorder = _Recorder(n, episodes, spec.action_dtype) if record is not None else None
     while not games.done:
         actions = torch.as_tensor(act(model.features(state))).cpu()
         actions = actions.long() if spec.discrete else actions.float()
         if explore > 0:
-            for i, rng in enumerate(rngs):
-                if held[i] == 0 and rng.random() < explore:
-                    held_action[i] = spec.sample_actions(rng, 1)[0]
-                    held[i] = rng.integers(1, max_hold + 1)
-            actions = torch.where(torch.from_numpy(held > 0).view(mask_shape),
-                                  torch.from_numpy(held_action), actions)
-            held = np.maximum(held - 1, 0)
-        obs, slots, live = games.obs, games.episode.copy(), games.active.copy()
+            noise.start(slots, rngs)
+            actions = noise.override(actions, slots)
+        obs, episode, live = games.obs, games.episode.copy(), games.active.copy()
         env_actions = np.stack([spec.env_action(a) for a in actions.numpy()])
         r, term, ended, fresh = games.step(env_actions, max_steps)
         if recorder is not None:
             for i in np.flatnonzero(live):
-                recorder.add(i, int(slots[i]), f[i].numpy(), spec.gamevars(games.row(obs, i)),
+                recorder.add(i, int(episode[i]), f[i].numpy(), spec.gamevars(games.row(obs, i)),
                              actions[i].numpy(), float(r[i]), bool(term[i]), bool(ended[i]))
         f = games.frames()
         state = model.observe(state, actions, f)
@@ -210,7 +205,8 @@ def evaluate_controller(model: WorldModel,
             state = merge_rows(state, model.initial_state(f[:, None], no_actions),
                                torch.from_numpy(fresh).to(model.device))
             for i in np.flatnonzero(fresh):
-                rngs[i], held[i] = episode_rng(games.episode[i]), 0
+                rngs[i] = episode_rng(games.episode[i])
+            noise.reset(np.flatnonzero(fresh))
         if on_step is not None:
             seen = model.render(state).cpu().numpy()
             for i in np.flatnonzero(games.active):

@@ -7,47 +7,29 @@ loop of its own.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import gymnasium as gym
-import numpy as np
 
-__all__ = ["play", "KEYMAPS", "key_action"]
+from dream_gym.games import game_of_env_id, keymap
 
-Keys = Sequence[bool]
-"""What ``pygame.key.get_pressed()`` returns: held or not, indexed by key code."""
+__all__ = ["play", "key_action", "temperature_change"]
 
-
-def _carracing(held: Keys, k) -> np.ndarray:
-    steer = float(held[k.K_RIGHT]) - float(held[k.K_LEFT])
-    return np.array([steer, float(held[k.K_UP]), 0.8 * float(held[k.K_DOWN])], np.float32)
+TAU_STEP = 0.05
+"""How much ``]`` / ``[`` raise / lower tau."""
 
 
-def _takecover(held: Keys, k) -> int:
-    return 1 if held[k.K_RIGHT] else 2 if held[k.K_LEFT] else 0
-
-
-def _imagenav(held: Keys, k) -> int:
-    for action, key in ((1, k.K_UP), (2, k.K_DOWN), (3, k.K_LEFT), (4, k.K_RIGHT)):
-        if held[key]:
-            return action
-    return 0
-
-
-KEYMAPS: dict[str, tuple[Callable, str]] = {
-    "CarRacing": (_carracing, "arrows: steer / gas / brake"),
-    "TakeCover": (_takecover, "left/right arrows: move"),
-    "ImageNav": (_imagenav, "arrows: walk one cell"),
-}
-
-
-def key_action(game: str, held: Keys):
-    """The action that the held keys give in ``game`` (pygame key codes)."""
+def key_action(game: str, held: Sequence[bool]):
+    """The action that the held keys give in ``game`` (its :func:`~dream_gym.games.keymap`)."""
     import pygame
 
-    if game not in KEYMAPS:
-        raise ValueError(f"No keyboard mapping for {game}; dream-gym maps {sorted(KEYMAPS)}.")
-    return KEYMAPS[game][0](held, pygame)
+    return keymap(game).action(held, pygame)
+
+
+def temperature_change(unicode: str) -> float:
+    """The change of tau a key press asks for: ``]`` raises it, ``[`` lowers it, any other
+    key (arrows and other keys without a character report ``""``) leaves it."""
+    return {"]": TAU_STEP, "[": -TAU_STEP}.get(unicode, 0.0)
 
 
 def play(env_id: str, temperature: float = 1.0, scale: int | None = None, fps: int = 30,
@@ -55,8 +37,8 @@ def play(env_id: str, temperature: float = 1.0, scale: int | None = None, fps: i
     """Play ``env_id`` (a ``Dream-*`` id or its real game) in a pygame window, ``scale``
     window pixels per frame pixel (default: about 480 pixels tall).
 
-    Keys: the game's (see :data:`KEYMAPS`); ``]`` / ``[`` raise / lower tau by 0.05 (dreams
-    only); ``r`` restarts; ``Esc`` quits. Returns the episode returns.
+    Keys: the game's (:func:`dream_gym.games.keymap`); ``]`` / ``[`` raise / lower tau by
+    0.05 (dreams only); ``r`` restarts; ``Esc`` quits. Returns the episode returns.
     """
     import pygame
 
@@ -64,7 +46,7 @@ def play(env_id: str, temperature: float = 1.0, scale: int | None = None, fps: i
         {"temperature": temperature} if env_id.split(":")[-1].startswith("Dream-") else {}),
         **kwargs)
     dream = hasattr(env.unwrapped, "set_temperature")
-    game = env.unwrapped.game.name if dream else _game_of(env_id)
+    game = env.unwrapped.game.name if dream else game_of_env_id(env_id).name
     pygame.init()
     clock, font = pygame.time.Clock(), pygame.font.Font(None, 24)
     env.reset()
@@ -72,7 +54,7 @@ def play(env_id: str, temperature: float = 1.0, scale: int | None = None, fps: i
     h, w = frame.shape[:2]
     scale = scale or max(1, 480 // h)
     screen = pygame.display.set_mode((w * scale, h * scale + 28))
-    pygame.display.set_caption(f"dream-gym play {env_id}  ({KEYMAPS[game][1]})")
+    pygame.display.set_caption(f"dream-gym play {env_id}  ({keymap(game).help})")
     returns, ret, steps, running = [], 0.0, 0, True
     while running:
         for event in pygame.event.get():
@@ -83,9 +65,9 @@ def play(env_id: str, temperature: float = 1.0, scale: int | None = None, fps: i
                 returns.append(ret)
                 env.reset()
                 ret, steps = 0.0, 0
-            elif dream and event.type == pygame.KEYDOWN and event.unicode in "[]":
-                tau = env.unwrapped.temperature + (0.05 if event.unicode == "]" else -0.05)
-                env.unwrapped.set_temperature(max(0.05, round(tau, 2)))
+            elif dream and event.type == pygame.KEYDOWN and temperature_change(event.unicode):
+                tau = env.unwrapped.temperature + temperature_change(event.unicode)
+                env.unwrapped.set_temperature(max(TAU_STEP, round(tau, 2)))
         _, r, terminated, truncated, _ = env.step(key_action(game, pygame.key.get_pressed()))
         ret, steps = ret + float(r), steps + 1
         if terminated or truncated:
@@ -109,11 +91,3 @@ def play(env_id: str, temperature: float = 1.0, scale: int | None = None, fps: i
     pygame.quit()
     return returns + ([ret] if steps else [])
 
-
-def _game_of(env_id: str) -> str:
-    from dream_gym.games import GAMES
-
-    for name, spec in GAMES.items():
-        if spec.env_id == env_id:
-            return name
-    raise ValueError(f"{env_id} is neither a Dream-* id nor a game dream-gym knows.")

@@ -75,7 +75,10 @@ class SB3VecEnv(VecEnv):
         return obs
 
     def step_async(self, actions: np.ndarray) -> None:
-        self._actions = np.asarray(actions).reshape(self.num_envs)
+        # one action per env, in the single action space's shape: () for Discrete (SB3 may
+        # hand (n, 1)), (A,) for a Box (CarRacing's steer, gas, brake)
+        shape = self.venv.single_action_space.shape
+        self._actions = np.asarray(actions).reshape(self.num_envs, *shape)
 
     def step_wait(self) -> VecEnvStepReturn:
         obs, rewards, terminated, truncated, _ = self.venv.step(self._actions)

@@ -1,82 +1,84 @@
-"""The model zoo: find shipped models (also after a non-editable install) and load them.
+"""The model zoo: find model folders (also after a non-editable install) and load them.
 
-A zoo entry is a folder with ``config.json`` (its ``family`` picks the loader), safetensors
-weights, ``contexts.safetensors`` (real starting frames) and optionally a dream-trained
+A model folder has ``config.json`` (its ``family`` picks the class that loads it,
+:mod:`dream_gym.families`; ``game_spec`` states the real game's interface), safetensors
+weights, ``contexts.safetensors`` (real starting frames), optionally a dream-trained
 ``controller.safetensors`` + ``controller.json``, and ``CARD.md``.
 """
 
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
 
 import torch
 
 from dream_gym.checkpoint import CheckpointError, load_json, load_state_dict, load_tensors
+from dream_gym.contract import WorldModel
+from dream_gym.families import get_family
+from dream_gym.games import GameSpec, get_entry, register_game
+from dream_gym.registration import locate, model_folders, user_zoo, zoo_root
 
 __all__ = ["zoo_root", "list_models", "resolve", "load_model", "load_contexts", "load_baseline",
-           "FAMILIES"]
-
-FAMILIES: dict[str, str] = {
-    "world_models": "dream_gym.world_models.model:WorldModelsDream",
-    "gtm_sm": "dream_gym.gtm_sm.model:GTMSMDream",
-}
-
-
-def zoo_root() -> Path:
-    """``dream_gym/zoo`` inside an installed wheel, else ``models/`` of a source checkout."""
-    installed = Path(__file__).parent / "zoo"
-    return installed if installed.is_dir() else Path(__file__).parent.parent / "models"
+           "game_of_config"]
 
 
 def list_models() -> list[str]:
-    root = zoo_root()
-    return sorted(p.name for p in root.iterdir() if (p / "config.json").exists()) \
-        if root.is_dir() else []
+    """Names of the shipped models (and of those under ``$DREAM_GYM_MODELS``)."""
+    return sorted({p.name for p in model_folders(zoo_root()) + model_folders(user_zoo())})
 
 
 def resolve(model: str | Path) -> Path:
-    """A zoo name (``takecover``) or a path to a model folder."""
-    p = Path(model)
-    if (p / "config.json").exists() or p.is_dir():
-        return p
-    candidate = zoo_root() / str(model)
-    if candidate.is_dir():
-        return candidate
-    raise FileNotFoundError(
-        f"No model {model!r}: not a folder and not in the zoo at {zoo_root()} "
-        f"(shipped: {list_models()}). Pass a model folder or a name from `dream-gym zoo`."
-    )
+    """The folder of a zoo name (``takecover``) or a path to a model folder; a bare name
+    means the zoo entry even when the working directory has a folder of that name."""
+    return locate(model)
+
+
+def game_of_config(config: dict, where: Path) -> GameSpec:
+    """The game a model's config names: the registered entry, checked against the spaces the
+    config states; a game dream-gym does not know is registered from the config's facts."""
+    name = config.get("game")
+    facts = config.get("game_spec")
+    try:
+        spec = get_entry(name).spec
+    except ValueError:
+        if facts is None:
+            raise CheckpointError(f"{where / 'config.json'} names game {name!r}, which dream-gym "
+                                  "does not know, and states no game_spec to learn it from.") \
+                from None
+        return register_game(GameSpec.from_facts(facts))
+    if facts is not None:
+        stated = GameSpec.from_facts(facts).real_spaces()
+        if stated != spec.real_spaces():
+            raise CheckpointError(
+                f"{where} was trained on a {name} whose spaces were {stated}, but dream-gym's "
+                f"{name} has {spec.real_spaces()}: the game changed since. Retrain the model "
+                "on the current game.")
+    return spec
 
 
 def load_model(model: str | Path, device: str | torch.device = "cpu",
-               game: str | None = None):
-    """Load a zoo model as a :class:`~dream_gym.contract.WorldModel`.
+               game: str | None = None) -> WorldModel:
+    """Load a model folder as a :class:`~dream_gym.contract.WorldModel`.
 
     Raises:
-        CheckpointError: a file is missing or corrupted, or the model was trained on a
-            different game than ``game``.
+        CheckpointError: a file is missing or corrupted, a weight is not finite, the folder
+            holds no world model, or the model was trained on a different game than ``game``.
     """
     d = resolve(model)
     config = load_json(d / "config.json")
-    family = config.get("family")
-    if family == "frame_gan":
-        raise CheckpointError(
-            f"{d} is a frame generator (the Atari frame GAN), not a world model: it draws "
-            "frames but has no dynamics to step. Load it with "
-            "dream_gym.training.frame_gan.load_generator."
-        )
-    if family not in FAMILIES:
-        raise CheckpointError(
-            f"{d / 'config.json'} names family {family!r}; dream-gym knows {sorted(FAMILIES)}."
-        )
+    try:
+        family = get_family(config.get("family"))
+    except ValueError as e:
+        raise CheckpointError(f"{d / 'config.json'}: {e}") from None
+    if family.model is None:
+        raise CheckpointError(f"{d} is not a world model. {family.not_a_dream}")
     if game is not None and config.get("game") != game:
         raise CheckpointError(
             f"Model {d} was trained on {config.get('game')!r}, not {game!r}: a world model only "
             f"simulates the game it was trained on. Pick a {game} model from `dream-gym zoo`."
         )
-    module, cls = FAMILIES[family].split(":")
-    return getattr(importlib.import_module(module), cls).from_config(d, config, device)
+    game_of_config(config, d)
+    return family.model_class().from_config(d, config, device)
 
 
 def load_contexts(model: str | Path) -> dict[str, torch.Tensor]:

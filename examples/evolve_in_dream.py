@@ -32,7 +32,8 @@ def main() -> None:
 
     model_dir = resolve("takecover")
     cfg = ControllerTrainConfig(temperature=args.temperature, generations=args.generations,
-                                population=32, rollouts=8, eval_rollouts=256)
+                                population=32, rollouts=8, eval_rollouts=256,
+                                max_steps=2100)  # TakeCover has no limit of its own
     with tempfile.TemporaryDirectory() as tmp:
         summary = train_in_dream(model_dir, cfg, Path(tmp), torch.device("cpu"),
                                  export_dir=tmp)

@@ -15,8 +15,8 @@ import argparse
 from PIL import Image
 
 from dream_gym.checkpoint import load_json
+from dream_gym.frame_gan import load_generator, load_quality_meter, sample
 from dream_gym.frame_gan.images import image_grid, to_uint8
-from dream_gym.training.frame_gan import load_generator, load_quality_meter, sample
 from dream_gym.zoo import resolve
 
 

@@ -91,7 +91,9 @@ def test_carracing_road_follower_data_shows_far_more_road_than_random(tmp_path):
 def test_collection_policy_errors_name_the_fix():
     import pytest
 
-    with pytest.raises(ValueError, match="random.*road"):
+    with pytest.raises(ValueError, match="Unknown collection policy 'expert'.*'random'"):
         CollectConfig(policy="expert")
-    with pytest.raises(ValueError, match="TakeCover collects with policy='random'"):
+    with pytest.raises(ValueError, match="CarRacing's; TakeCover collects with \\['random'\\]"):
         CollectConfig(game="TakeCover", policy="road")
+    with pytest.raises(ValueError, match="'random', 'road', 'road_modes'"):
+        CollectConfig(game="CarRacing", policy="expert")

@@ -7,7 +7,7 @@ import numpy as np
 import pygame
 import pytest
 
-from dream_gym.play import key_action, play
+from dream_gym.play import key_action, play, temperature_change
 
 
 class _Held:
@@ -25,8 +25,15 @@ def test_keys_map_to_the_real_games_actions():
     assert key_action("CarRacing", _Held(pygame.K_DOWN))[2] > 0
     assert [key_action("TakeCover", _Held(k)) for k in (pygame.K_RIGHT, pygame.K_LEFT)] == [1, 2]
     assert key_action("TakeCover", _Held()) == 0
-    with pytest.raises(ValueError, match="No keyboard mapping"):
+    with pytest.raises(ValueError, match="Unknown game 'Pong'"):
         key_action("Pong", _Held())
+
+
+@pytest.mark.parametrize("key", ["", "a", "r", "1"])
+def test_keys_without_a_bracket_leave_the_temperature(key):
+    # arrow keys report an empty event.unicode, and "" in "[]" is true: they once lowered tau
+    assert temperature_change(key) == 0.0
+    assert temperature_change("]") > 0 > temperature_change("[")
 
 
 def test_set_temperature_changes_the_dream_from_the_next_step():

@@ -8,14 +8,14 @@ import numpy as np
 import torch
 
 from dream_gym.checkpoint import CheckpointError, load_json, load_tensors, save_json, save_tensors
-from dream_gym.games import get_game
+from dream_gym.games import controller_mapping, get_game
 
 __all__ = ["LinearController"]
 
 
 class LinearController:
     """a = tanh(W x + b) on the model's features x (``[z, h]``, or ``[z, h, c]``), mapped to
-    the game's actions (seed 003).
+    the game's actions by its :class:`~dream_gym.games.ControllerMapping` (World Models).
 
     ``params`` is (P, n_params): P controllers evaluated side by side. Each row of a feature
     batch names its controller in ``member``, so a whole CMA-ES population (with finished
@@ -24,7 +24,8 @@ class LinearController:
 
     def __init__(self, game: str, in_dim: int, params: np.ndarray | torch.Tensor) -> None:
         self.game = get_game(game)
-        self.in_dim, self.out_dim = in_dim, self.game.controller_outputs
+        self.mapping = controller_mapping(game)
+        self.in_dim, self.out_dim = in_dim, self.mapping.outputs
         p = torch.as_tensor(np.asarray(params, np.float32))
         p = p[None] if p.dim() == 1 else p
         if p.shape[1] != self.num_params(in_dim, self.out_dim):
@@ -53,7 +54,7 @@ class LinearController:
 
     def act(self, features: torch.Tensor, member: torch.Tensor | None = None) -> torch.Tensor:
         """Env actions (B, *action_shape) for features (B, in)."""
-        a = torch.as_tensor(self.game.controller_action(self.outputs(features, member)))
+        a = torch.as_tensor(self.mapping.to_action(self.outputs(features, member)))
         return a.long() if self.game.discrete else a.float()
 
     def save(self, path_stem: str | Path, meta: dict) -> None:

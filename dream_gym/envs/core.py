@@ -9,18 +9,60 @@ alone or in a batch of any size.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
 import torch
 
-from dream_gym.contract import State, seed_dreams, select_rows
+from dream_gym.checkpoint import CheckpointError
+from dream_gym.contract import State, WorldModel, seed_dreams, select_rows
 from dream_gym.envs.latent import latent_space
 from dream_gym.envs.upscale import upscale
-from dream_gym.games import get_game
 
-__all__ = ["DreamCore", "obs_row"]
+__all__ = ["DreamCore", "obs_row", "load_dream"]
+
+_CONTEXT_KEYS = ("frames", "actions", "gamevars")
+
+
+def load_dream(model: WorldModel | str | Path, device: str = "cpu",
+               game: str | None = None) -> WorldModel:
+    """A loaded model as it is, or the model a zoo name or folder holds (checked to simulate
+    ``game`` when given)."""
+    if isinstance(model, str | Path):
+        from dream_gym.zoo import load_model
+
+        return load_model(model, device, game=game)
+    if not isinstance(model, WorldModel):
+        raise TypeError(f"model must be a WorldModel, a zoo name or a model folder; got "
+                        f"{type(model).__name__}. See dream_gym.contract.WorldModel.")
+    if game is not None and model.game != game:
+        raise CheckpointError(f"This model simulates {model.game!r}, not {game!r}.")
+    return model
+
+
+def _contexts(model: WorldModel | str | Path, contexts: dict[str, Any] | None,
+              loaded: WorldModel) -> dict[str, torch.Tensor]:
+    """The starting contexts: those given, else those shipped in the model's folder."""
+    if contexts is None:
+        if not isinstance(model, str | Path):
+            raise ValueError(
+                "A model object comes without starting contexts: pass contexts={'frames': "
+                "(N, T, S, S, 3) uint8, 'actions': (N, T - 1, ...), 'gamevars': (N, G)}, e.g. "
+                "dream_gym.zoo.load_contexts(folder), or pass the model's folder instead.")
+        from dream_gym.zoo import load_contexts
+
+        return load_contexts(model)
+    missing = [k for k in _CONTEXT_KEYS if k not in contexts]
+    if missing:
+        raise ValueError(f"contexts lacks {missing}; it needs {list(_CONTEXT_KEYS)}.")
+    out = {k: torch.as_tensor(np.asarray(contexts[k])) for k in _CONTEXT_KEYS}
+    size = loaded.spec.frame_size
+    if out["frames"].dim() != 5 or tuple(out["frames"].shape[2:]) != (size, size, 3):
+        raise ValueError(f"contexts['frames'] must be (N, T, {size}, {size}, 3) uint8, got "
+                         f"{tuple(out['frames'].shape)}.")
+    return out
 
 
 def obs_row(obs: np.ndarray | dict[str, np.ndarray], i: int) -> np.ndarray | dict:
@@ -31,18 +73,15 @@ def obs_row(obs: np.ndarray | dict[str, np.ndarray], i: int) -> np.ndarray | dic
 class DreamCore:
     """N dreams, their states and the real game's interface around them."""
 
-    def __init__(self, model: str, num_dreams: int, obs_type: str = "pixels",
-                 temperature: float = 1.0, max_episode_steps: int | None = None,
-                 game: str | None = None, device: str = "cpu") -> None:
-        from dream_gym.zoo import load_contexts, load_model
-
+    def __init__(self, model: WorldModel | str | Path, num_dreams: int,
+                 obs_type: str = "pixels", temperature: float = 1.0,
+                 max_episode_steps: int | None = None, game: str | None = None,
+                 device: str = "cpu", contexts: dict[str, Any] | None = None) -> None:
         if obs_type not in ("pixels", "latent"):
             raise ValueError(f"obs_type must be 'pixels' or 'latent', got {obs_type!r}.")
-        if not isinstance(model, str):
-            raise TypeError("Pass a zoo name or model folder (a str) as `model`.")
-        self.contexts = load_contexts(model)
-        self.model = load_model(model, device, game=game)
-        self.game = get_game(self.model.game)
+        self.model = load_dream(model, device, game)
+        self.contexts = _contexts(model, contexts, self.model)
+        self.game = self.model.spec
         self.device = self.model.device
         self.n = num_dreams
         self.obs_type = obs_type
@@ -51,9 +90,7 @@ class DreamCore:
         self.real_observation_space, self.action_space = self.game.real_spaces()
         self.observation_space = (latent_space(self.model) if obs_type == "latent"
                                   else self.real_observation_space)
-        key = self.game.screen_key
-        screen = self.real_observation_space[key] if key else self.real_observation_space
-        self.screen_hw: tuple[int, int] = tuple(screen.shape[:2])
+        self.screen_hw: tuple[int, int] = tuple(self.game.screen_space.shape[:2])
         self.state: State | None = None
         self.steps = np.zeros(num_dreams, np.int64)
         self.gamevars = np.zeros((num_dreams, self.contexts["gamevars"].shape[-1]), np.float32)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
 
+from dream_gym.contract import WorldModel
 from dream_gym.envs.core import DreamCore
 
 __all__ = ["DreamEnv"]
@@ -49,7 +51,9 @@ class DreamEnv(gym.Env):
     (the real game's limit by default; TakeCover has none).
 
     ## Arguments
-    - ``model``: zoo name or model folder. ``game``: the real game expected (checked).
+    - ``model``: a loaded :class:`~dream_gym.contract.WorldModel`, a zoo name or a model
+      folder. ``contexts``: starting contexts for a model object (a folder ships its own).
+      ``game``: the real game expected (checked).
     - ``obs_type``: ``"pixels"`` or ``"latent"``. ``temperature``: tau of seed 003 (mixture
       logits / tau, sigma * sqrt(tau)); higher is more uncertain and harder.
     - ``render_mode``: ``"rgb_array"`` or ``"human"``. ``device``: torch device.
@@ -65,14 +69,14 @@ class DreamEnv(gym.Env):
 
     metadata = {"render_modes": ["rgb_array", "human"], "render_fps": 35}
 
-    def __init__(self, model: str = "takecover", obs_type: str = "pixels",
+    def __init__(self, model: WorldModel | str | Path = "takecover", obs_type: str = "pixels",
                  temperature: float = 1.0, render_mode: str | None = None,
                  max_episode_steps: int | None = None, game: str | None = None,
-                 device: str = "cpu") -> None:
+                 device: str = "cpu", contexts: dict[str, Any] | None = None) -> None:
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"render_mode must be one of {self.metadata['render_modes']}.")
-        self._core = DreamCore(model, 1, obs_type, temperature, max_episode_steps, game, device)
-        self.model_name = model
+        self._core = DreamCore(model, 1, obs_type, temperature, max_episode_steps, game, device,
+                               contexts)
         self.model, self.game = self._core.model, self._core.game
         self.contexts = self._core.contexts
         self.obs_type = obs_type

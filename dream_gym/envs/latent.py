@@ -6,6 +6,7 @@ frames, so a policy trained on a dream's ``obs_type="latent"`` runs unchanged in
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
@@ -13,7 +14,6 @@ import numpy as np
 import torch
 
 from dream_gym.contract import State, WorldModel
-from dream_gym.games import get_game
 
 __all__ = ["RealLatentObservation", "latent_space"]
 
@@ -30,18 +30,17 @@ class RealLatentObservation(gym.Wrapper, gym.utils.RecordConstructorArgs):
 
     Args:
         env: the real game (e.g. ``gymnasium.make("VizdoomTakeCover-v1")``).
-        model: a loaded world model, or a zoo name / folder (``"takecover"``).
+        model: a loaded world model, a zoo name (``"takecover"``) or a model folder.
     """
 
-    def __init__(self, env: gym.Env, model: WorldModel | str) -> None:
+    def __init__(self, env: gym.Env, model: WorldModel | str | Path) -> None:
+        from dream_gym.envs.core import load_dream
+
         gym.utils.RecordConstructorArgs.__init__(self, model=model)
         gym.Wrapper.__init__(self, env)
-        if isinstance(model, str):
-            from dream_gym.zoo import load_model
-
-            model = load_model(model)
+        model = load_dream(model)
         self.model = model
-        self.spec_game = get_game(model.game)
+        self.spec_game = model.spec
         if env.spec is not None and env.spec.id != self.spec_game.env_id:
             raise ValueError(
                 f"This world model simulates {self.spec_game.env_id}, but the wrapped env is "

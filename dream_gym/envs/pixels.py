@@ -10,6 +10,7 @@ which loses nothing the dream has and makes a CNN policy cheap on a CPU.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
@@ -19,7 +20,7 @@ from gymnasium.wrappers import TransformObservation
 
 from dream_gym.contract import WorldModel
 from dream_gym.envs.upscale import upscale
-from dream_gym.games import FRAME_SIZE, get_game, resize_frame
+from dream_gym.games import FRAME_SIZE, resize_frame
 
 __all__ = ["ScreenObservation", "ModelView"]
 
@@ -62,16 +63,15 @@ class ModelView(TransformObservation, gym.utils.RecordConstructorArgs):
         model: a loaded world model, or a zoo name / folder.
     """
 
-    def __init__(self, env: gym.Env, model: WorldModel | str) -> None:
-        gym.utils.RecordConstructorArgs.__init__(self, model=model)
-        if isinstance(model, str):
-            from dream_gym.zoo import load_model
+    def __init__(self, env: gym.Env, model: WorldModel | str | Path) -> None:
+        from dream_gym.envs.core import load_dream
 
-            model = load_model(model)
+        gym.utils.RecordConstructorArgs.__init__(self, model=model)
+        model = load_dream(model)
         key = _screen_key(env.observation_space)
         screen_space = env.observation_space[key] if key else env.observation_space
         hw = tuple(screen_space.shape[:2])
-        game = get_game(model.game)
+        game = model.spec
         no_actions = game.no_actions(1)
 
         @torch.no_grad()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -9,6 +10,7 @@ from gymnasium.utils import seeding
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
+from dream_gym.contract import WorldModel
 from dream_gym.envs.core import DreamCore, obs_row
 
 __all__ = ["DreamVectorEnv"]
@@ -36,11 +38,12 @@ class DreamVectorEnv(VectorEnv):
 
     metadata = {"render_modes": ["rgb_array"], "autoreset_mode": AutoresetMode.NEXT_STEP}
 
-    def __init__(self, num_envs: int, model: str = "takecover", obs_type: str = "pixels",
-                 temperature: float = 1.0, render_mode: str | None = None,
-                 max_episode_steps: int | None = None, game: str | None = None,
-                 device: str = "cpu",
-                 autoreset_mode: AutoresetMode | str = AutoresetMode.NEXT_STEP) -> None:
+    def __init__(self, num_envs: int, model: WorldModel | str | Path = "takecover",
+                 obs_type: str = "pixels", temperature: float = 1.0,
+                 render_mode: str | None = None, max_episode_steps: int | None = None,
+                 game: str | None = None, device: str = "cpu",
+                 autoreset_mode: AutoresetMode | str = AutoresetMode.NEXT_STEP,
+                 contexts: dict[str, Any] | None = None) -> None:
         if num_envs < 1:
             raise ValueError(f"num_envs must be >= 1, got {num_envs}.")
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
@@ -50,7 +53,7 @@ class DreamVectorEnv(VectorEnv):
             raise ValueError("autoreset_mode must be NEXT_STEP or SAME_STEP.")
         self.metadata = {**self.metadata, "autoreset_mode": self.autoreset_mode}
         self._core = DreamCore(model, num_envs, obs_type, temperature, max_episode_steps,
-                               game, device)
+                               game, device, contexts)
         self.num_envs = num_envs
         self.render_mode = render_mode
         self.model = self._core.model

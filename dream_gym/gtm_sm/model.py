@@ -17,7 +17,7 @@ import torch
 
 from dream_gym import keyed_random
 from dream_gym.checkpoint import CheckpointError, load_state_dict, save_json, save_tensors
-from dream_gym.contract import State, Transition
+from dream_gym.contract import State, Transition, model_config
 from dream_gym.games import get_game
 from dream_gym.gtm_sm.gtm_sm import GTMSM, GTMSMConfig, frame_changed
 
@@ -101,8 +101,8 @@ class GTMSMDream(torch.nn.Module):
     def save(self, model_dir: str | Path) -> None:
         d = Path(model_dir)
         save_tensors(d / "gtm_sm.safetensors", self.net.state_dict())
-        save_json(d / "config.json", {"family": FAMILY, "game": self.game,
-                                      "gtm_sm": asdict(self.net.cfg)})
+        save_json(d / "config.json", model_config(FAMILY, self.spec,
+                                                  gtm_sm=asdict(self.net.cfg)))
 
     @classmethod
     def from_config(cls, model_dir: str | Path, config: dict,

@@ -12,15 +12,10 @@ import torch
 from torch.utils.tensorboard import SummaryWriter
 
 from dream_gym.checkpoint import load_json, load_state_dict, load_tensors, save_json, save_tensors
+from dream_gym.config import pick
 
 __all__ = ["pick", "default_device", "seed_everything", "make_writer", "save_training_state",
            "load_training_state", "gradient_step"]
-
-
-def pick(cls, section: dict[str, Any], **extra: Any):
-    """Build dataclass ``cls`` from the recipe keys it knows (recipes share sections)."""
-    names = {f.name for f in dataclasses.fields(cls)}
-    return cls(**{k: v for k, v in {**section, **extra}.items() if k in names})
 
 
 def default_device() -> torch.device:

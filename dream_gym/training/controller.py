@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from functools import partial
 from pathlib import Path
 
@@ -37,23 +37,26 @@ from tqdm import tqdm
 from dream_gym.agents.controller import LinearController
 from dream_gym.checkpoint import load_json, load_tensors, save_json, save_tensors
 from dream_gym.contract import State, WorldModel, seed_dreams, select_rows
-from dream_gym.explore import HeldExploration
-from dream_gym.games import GameSpec
+from dream_gym.explore import HeldRandomActions
+from dream_gym.games import GameSpec, controller_mapping
 from dream_gym.rollout import StopRule, state_returns
 from dream_gym.training.common import make_writer, seed_everything
 from dream_gym.training.off_track import OffTrackProbe, OffTrackStop
 from dream_gym.zoo import load_contexts, load_model
 
 __all__ = ["ControllerTrainConfig", "Whitening", "train_in_dream", "dream_score",
-           "starting_states"]
+           "starting_states", "with_rollout_cap"]
 
 
 @dataclass
 class ControllerTrainConfig:
-    temperature: float = 1.15
-    """Dream temperature tau (seed 003's best TakeCover transfer was at 1.15)."""
+    temperature: float = 1.0
+    """Dream temperature tau. Game-specific values live in the recipes (TakeCover trains at
+    1.15 and 1.3, World Models' best transfers)."""
     generations: int = 40
+    """CMA-ES generations."""
     population: int = 64
+    """Candidate controllers per generation (World Models: 64)."""
     rollouts: int = 16
     """Dream rollouts per candidate; fitness is their mean return."""
     sigma0: float = 0.1
@@ -63,8 +66,9 @@ class ControllerTrainConfig:
     longer stall, but in the CarRacing dream it found an exploit (see the module's doc)."""
     spread0: float = 1.0
     """With ``whiten``: the spread (std) of a first-generation candidate's tanh input."""
-    max_steps: int = 2100
-    """Cap on a dream rollout (the length of the paper's Doom episodes)."""
+    max_steps: int | None = None
+    """Cap on a dream rollout; None: the game's own limit (a game without one, such as
+    TakeCover, must set it: its recipe caps at 2100, the paper's Doom episodes)."""
     eval_rollouts: int = 1024
     """Dream rollouts used to score the final controller."""
     ensemble_fitness: str = "mean"
@@ -80,11 +84,13 @@ class ControllerTrainConfig:
     """Steps before the off-track stop looks (CarRacing's start zooms in over grass)."""
     explore: float = 0.0
     """Per-step chance that a training dream's controller is pushed: a random action held
-    1..``max_hold`` steps replaces its own (:class:`~dream_gym.explore.HeldExploration`, the
+    1..``max_hold`` steps replaces its own (:class:`~dream_gym.explore.HeldRandomActions`, the
     noise of seed 003's data collection), so fitness pays for recovering; 0: never. The
     final dream score is measured without it."""
     max_hold: int = 12
+    """With ``explore``: a push holds its random action 1..max_hold steps."""
     seed: int = 0
+    """Seeds CMA-ES, the dreams' contexts and their noise."""
 
     def __post_init__(self) -> None:
         if self.ensemble_fitness not in ("mean", "min"):
@@ -154,7 +160,7 @@ def _ensemble_returns(models: Sequence[WorldModel], controller: LinearController
                       member: torch.Tensor | None, starts: Sequence[State], context: torch.Tensor,
                       temperature: float, max_steps: int, seeds: torch.Tensor,
                       stop: Callable[[int], StopRule] | None = None,
-                      noise: Callable[[int, int], HeldExploration] | None = None
+                      noise: Callable[[int, int], HeldRandomActions] | None = None
                       ) -> tuple[torch.Tensor, torch.Tensor]:
     """Returns and lengths of dreams i = 0..B-1, dream i started from context ``context[i]``
     (of ``starts``), run by controller ``member[i]`` (None: controller 0 for all) in model
@@ -178,11 +184,11 @@ def _ensemble_returns(models: Sequence[WorldModel], controller: LinearController
 
 
 def _pushes(game: GameSpec, cfg: ControllerTrainConfig, gen: int, n: int, k: int
-            ) -> HeldExploration:
+            ) -> HeldRandomActions:
     """Generation ``gen``'s exploration noise for the n dreams of ensemble member k, drawn
     from its own generator, so a resumed run pushes as the uninterrupted one would."""
-    return HeldExploration(game, n, cfg.explore, cfg.max_hold,
-                           np.random.default_rng((cfg.seed, gen, k)))
+    return HeldRandomActions(game, n, cfg.explore, cfg.max_hold,
+                             np.random.default_rng((cfg.seed, gen, k)))
 
 
 def dream_score(model: WorldModel | Sequence[WorldModel], controller: LinearController, n: int,
@@ -227,6 +233,16 @@ def _off_track_stop(model_dir: str | Path, cfg: ControllerTrainConfig, game: Gam
                    game.off_track_reward, cfg.max_steps)
 
 
+def with_rollout_cap(cfg: ControllerTrainConfig, game: GameSpec) -> ControllerTrainConfig:
+    """``cfg`` with ``max_steps`` set: its own, else the game's episode limit."""
+    if cfg.max_steps is not None:
+        return cfg
+    if game.max_episode_steps is None:
+        raise ValueError(f"{game.name} episodes have no step limit: set the controller's "
+                         "max_steps (a recipe's [controller] max_steps, or --max-steps).")
+    return replace(cfg, max_steps=game.max_episode_steps)
+
+
 def train_in_dream(model_dir: str | Path, cfg: ControllerTrainConfig, run_dir: str | Path,
                    device: torch.device, export_dir: str | Path | None = None,
                    progress: bool = True, time_limit: float | None = None,
@@ -243,13 +259,15 @@ def train_in_dream(model_dir: str | Path, cfg: ControllerTrainConfig, run_dir: s
     seed_everything(cfg.seed)
     run_dir = Path(run_dir)
     models = load_dreams(model_dir, ensemble, device)
+    cfg = with_rollout_cap(cfg, models[0].spec)
     if cfg.rollouts % len(models):
         raise ValueError(f"rollouts ({cfg.rollouts}) must be a multiple of the number of "
                          f"dreams in the ensemble ({len(models)}), so each weighs the same.")
     model = models[0]
     ctx = load_contexts(model_dir)
     frames, actions = ctx["frames"], ctx["actions"]
-    n_params = LinearController.num_params(model.feature_dim, model.spec.controller_outputs)
+    n_params = LinearController.num_params(model.feature_dim,
+                                          controller_mapping(model.game).outputs)
     stop = _off_track_stop(model_dir, cfg, model.spec, device)
     with torch.no_grad():
         starts = starting_states(models, frames, actions)

@@ -20,8 +20,9 @@ import torch.nn.functional as F
 from PIL import Image
 from tqdm import tqdm
 
-from dream_gym.checkpoint import load_json, load_state_dict, load_tensors, save_json, save_tensors
+from dream_gym.checkpoint import load_state_dict, load_tensors, save_json, save_tensors
 from dream_gym.frame_gan.images import image_grid, to_uint8, to_unit
+from dream_gym.frame_gan.load import load_generator, sample
 from dream_gym.frame_gan.model import Discriminator, GanConfig, Generator
 from dream_gym.frame_gan.quality import GameClassifier, QualityMeter, embed, gaussian_stats
 from dream_gym.frame_gan.stream import FrameStream, StreamConfig
@@ -35,7 +36,7 @@ from dream_gym.training.common import (
 )
 
 __all__ = ["ClassifierTrainConfig", "GanTrainConfig", "train_classifier", "train_gan",
-           "run_stages", "load_generator", "load_quality_meter"]
+           "run_stages", "RECIPE_SECTIONS"]
 
 
 @dataclass
@@ -163,35 +164,20 @@ def train_gan(stream: FrameStream, gan_cfg: GanConfig, cfg: GanTrainConfig, run_
     return gen.eval()
 
 
-@torch.no_grad()
-def sample(gen: Generator, n: int, seed: int = 0, batch: int = 500) -> torch.Tensor:
-    """``n`` generated frames in [-1, 1] on the CPU, from seeded noise, in eval mode."""
-    was_training = gen.training
-    gen.eval()
-    g = torch.Generator().manual_seed(seed)
-    out = torch.cat([gen.sample(min(batch, n - i), g).cpu() for i in range(0, n, batch)])
-    gen.train(was_training)
-    return out
+@dataclass
+class QualityConfig:
+    frames: int = 2000
+    """Frames per set: the reference, a second real set (the floor), generated ones."""
 
 
-def load_generator(model_dir: str | Path, device: str | torch.device = "cpu",
-                   cfg: GanConfig | None = None) -> Generator:
-    """The generator of a ``frame_gan`` zoo folder (``cfg`` from its config.json if None)."""
-    d = Path(model_dir)
-    gen = Generator(cfg or GanConfig(**load_json(d / "config.json")["gan"]))
-    load_state_dict(gen, d / "generator.safetensors")
-    return gen.to(device).eval()
-
-
-def load_quality_meter(model_dir: str | Path) -> QualityMeter:
-    """The game classifier and real-frame statistics shipped beside the generator."""
-    d = Path(model_dir)
-    config = load_json(d / "config.json")
-    games = tuple(config["games"])
-    net = GameClassifier(len(games))
-    load_state_dict(net, d / "classifier.safetensors")
-    ref = load_tensors(d / "reference.safetensors")
-    return QualityMeter(net, ref["mu"].double().numpy(), ref["cov"].double().numpy(), games)
+RECIPE_SECTIONS: dict[str, tuple[type, ...]] = {
+    "stream": (StreamConfig,),
+    "gan": (GanConfig,),
+    "train": (GanTrainConfig,),
+    "classifier": (ClassifierTrainConfig,),
+    "quality": (QualityConfig,),
+}
+"""Which dataclasses read each section of the frame GAN's recipe."""
 
 
 def run_stages(r: dict[str, Any], run_dir: Path, stages, device: torch.device) -> Path:
@@ -200,8 +186,7 @@ def run_stages(r: dict[str, Any], run_dir: Path, stages, device: torch.device) -
     model_dir = run_dir / "model"
     games = tuple(r.get("stream", {}).get("games", StreamConfig.games))
     gan_cfg = pick(GanConfig, r.get("gan", {}))
-    q = r.get("quality", {})
-    n_ref = int(q.get("frames", 2000))
+    n_ref = pick(QualityConfig, r.get("quality", {})).frames
 
     def classifier_stage():
         cfg = pick(ClassifierTrainConfig, r.get("classifier", {}), seed=seed)

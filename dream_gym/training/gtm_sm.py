@@ -174,6 +174,24 @@ def train_baseline(net: GTMSM, rnn_cfg: MDNRNNConfig, cfg: GTMSMTrainConfig,
     return rnn.eval()
 
 
+@dataclass
+class GTMSMContextConfig:
+    count: int = 32
+    """Memorisation walks shipped as the dream's starting contexts."""
+    memorize: int | None = None
+    """Steps per walk (None: the training walks' ``memorize``)."""
+    first_test_picture: int = 10_000
+    """Test pictures first_test_picture.. (never seen in training)."""
+
+
+RECIPE_SECTIONS: dict[str, tuple[type, ...]] = {
+    "gtm_sm": (GTMSMConfig, GTMSMTrainConfig),
+    "baseline": (MDNRNNConfig, GTMSMTrainConfig),
+    "context": (GTMSMContextConfig,),
+}
+"""Which dataclasses read each section of a GTM-SM recipe."""
+
+
 def run_stages(r: dict, run_dir: Path, stages, device: torch.device) -> Path:
     """A GTM-SM recipe (``family = "gtm_sm"``): pictures, GTM-SM, the baseline, then the
     model folder with memorisation walks on test pictures as its starting contexts."""
@@ -208,9 +226,9 @@ def run_stages(r: dict, run_dir: Path, stages, device: torch.device) -> Path:
     save_tensors(model_dir / "baseline_mdnrnn.safetensors", load_tensors(base_path))
     config = load_json(model_dir / "config.json")
     save_json(model_dir / "config.json", config | {"baseline_mdnrnn": asdict(rnn_cfg)})
-    ctx = r.get("context", {})
-    count, steps = int(ctx.get("count", 32)), int(ctx.get("memorize", tcfg.memorize))
-    first = int(ctx.get("first_test_picture", 10_000))
+    ctx = pick(GTMSMContextConfig, r.get("context", {}))
+    count, steps = ctx.count, ctx.memorize or tcfg.memorize
+    first = ctx.first_test_picture
     test_pics = np.stack([make_image(first + i, "test") for i in range(count)])
     actions = random_actions(np.random.default_rng([seed, 2]), count, steps, tcfg.mean_hold)
     frames, _ = walk(test_pics, actions)

@@ -2,50 +2,69 @@
 
 Each stage writes its output atomically and records its wall time and real frames in
 ``runs/<name>/stages.json``; running the recipe again skips finished stages and resumes the
-unfinished one from its last checkpoint.
+unfinished one from its last checkpoint. A recipe is checked against its family's schema
+when it is loaded: a key no stage reads is an error, not a silent no-op.
 """
 
 from __future__ import annotations
 
-import importlib
 import time
 import tomllib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import torch
 
-from dream_gym.checkpoint import load_json, load_tensors, save_json, save_tensors
-from dream_gym.data import CollectConfig, collect, load_episodes
-from dream_gym.games import get_game
-from dream_gym.training.common import default_device, pick
-from dream_gym.training.mdnrnn import MDNRNNTrainConfig, SequenceSampler, train_mdnrnn
-from dream_gym.training.vae import VAETrainConfig, encode_episodes, train_vae
-from dream_gym.world_models.mdnrnn import MDNRNNConfig
-from dream_gym.world_models.model import WorldModelsDream
-from dream_gym.world_models.vae import VAEConfig
+from dream_gym.checkpoint import load_json, save_json
+from dream_gym.config import RecipeError, check_recipe, pick
+from dream_gym.families import get_family
+from dream_gym.training.common import default_device
 
 if TYPE_CHECKING:
     from dream_gym.training.controller import ControllerTrainConfig
 
-__all__ = ["run_recipe", "load_recipe", "final_controller_config", "Stages"]
+__all__ = ["run_recipe", "load_recipe", "find_recipe", "recipe_root", "model_recipe",
+           "final_controller_config", "Stages"]
 
 
-OTHER_FAMILIES = {
-    "gtm_sm": "dream_gym.training.gtm_sm",
-    "frame_gan": "dream_gym.training.frame_gan",
-}
-"""Recipe families whose stages live in their own module (as ``run_stages``); World Models'
-stages are below."""
+def recipe_root() -> Path:
+    """``dream_gym/recipes`` inside an installed wheel, else ``training/`` of a checkout."""
+    installed = Path(__file__).parent.parent / "recipes"
+    return installed if installed.is_dir() else Path(__file__).parent.parent.parent / "training"
+
+
+def find_recipe(name: str | Path) -> Path:
+    """A recipe file, or the name of a shipped one (``carracing`` -> ``carracing.toml``)."""
+    p = Path(name)
+    if p.is_file():
+        return p
+    shipped = recipe_root() / f"{Path(name).stem}.toml"
+    if shipped.is_file():
+        return shipped
+    raise FileNotFoundError(f"No recipe {str(name)!r}: not a file and not one of the shipped "
+                            f"recipes {sorted(q.stem for q in recipe_root().glob('*.toml'))}.")
 
 
 def load_recipe(path: str | Path) -> dict[str, Any]:
+    """Read a recipe and check every key against its family's schema.
+
+    Raises:
+        RecipeError: an unknown section or key (naming the nearest allowed one), or a
+            recipe without ``name``.
+    """
+    path = find_recipe(path)
     with open(path, "rb") as f:
-        return tomllib.load(f)
+        r = tomllib.load(f)
+    family = get_family(r.get("family", "world_models"))
+    check_recipe(r, family.recipe_sections(), source=str(path))
+    if "name" not in r:
+        raise RecipeError(f"{path} has no top-level 'name' (the run folder's name).")
+    return r
 
 
 class Stages:
+    """The finished stages of one run (``stages.json``): what each recorded, and its time."""
+
     def __init__(self, run_dir: Path) -> None:
         self.path = run_dir / "stages.json"
         self.done: dict[str, Any] = load_json(self.path) if self.path.exists() else {}
@@ -66,95 +85,29 @@ class Stages:
 
 def run_recipe(recipe_path: str | Path, runs_root: str | Path = "runs",
                device: torch.device | None = None) -> Path:
-    """Run every stage of a recipe (World Models, or GTM-SM or the frame GAN when its
-    ``family`` says so); returns the exported model folder."""
-    r = load_recipe(recipe_path)
+    """Run every stage of a recipe with its family's stages (:mod:`dream_gym.families`);
+    returns the exported model folder."""
+    path = find_recipe(recipe_path)
+    r = load_recipe(path)
     device = device or default_device()
     run_dir = Path(runs_root) / r["name"]
     run_dir.mkdir(parents=True, exist_ok=True)
-    stages = Stages(run_dir)
-    family = r.get("family", "world_models")
-    if family in OTHER_FAMILIES:  # imported on demand: each pulls in its own dependencies
-        module = importlib.import_module(OTHER_FAMILIES[family])
-        return module.run_stages(r, run_dir, stages, device)
-    seed = r.get("seed", 0)
-    data_dir = run_dir / "data"
-    model_dir = run_dir / "model"
-
-    ccfg = pick(CollectConfig, r["collect"], game=r["game"], seed=seed)
-    stages.run("collect", lambda: {"frames": collect(ccfg, data_dir)})
-    episodes = load_episodes(data_dir)
-    if not r["mdnrnn"].get("predict_gamevars", True):  # M without game-variable heads
-        episodes = episodes.first_gamevars(0)
-
-    vae_cfg = pick(VAEConfig, r["vae"])
-    vae_path = run_dir / "vae" / "final.safetensors"
-
-    def vae_stage():
-        vae = train_vae(episodes, vae_cfg, pick(VAETrainConfig, r["vae"], seed=seed),
-                        run_dir / "vae", device)
-        save_tensors(vae_path, vae.state_dict())
-        encode_episodes(vae, episodes, run_dir / "vae" / "latents.safetensors", device)
-
-    stages.run("vae", vae_stage)
-
-    gamevar_scale = _gamevar_scale(episodes.gamevars, r["mdnrnn"].get("gamevar_scale", "max"))
-    rnn_cfg = pick(MDNRNNConfig, r["mdnrnn"], z_dim=vae_cfg.z_dim,
-                    action_dim=get_game(r["game"]).action_dim, gamevars=episodes.gamevars.shape[1])
-
-    def rnn_stage():
-        from dream_gym.world_models.vae import ConvVAE
-
-        lat = load_tensors(run_dir / "vae" / "latents.safetensors")
-        tcfg = pick(MDNRNNTrainConfig, r["mdnrnn"], seed=seed)
-        sampler = SequenceSampler(episodes, lat["mu"].numpy(), lat["logvar"].numpy(), r["game"],
-                                  gamevar_scale, tcfg.seq_len, np.random.default_rng(seed),
-                                  tcfg.latent, rnn_cfg.done_window)
-        rnn = train_mdnrnn(sampler, rnn_cfg, tcfg, run_dir / "mdnrnn", device)
-        save_tensors(run_dir / "mdnrnn" / "final.safetensors", rnn.state_dict())
-        vae = ConvVAE(vae_cfg)
-        vae.load_state_dict(load_tensors(vae_path))
-        WorldModelsDream(r["game"], vae, rnn, gamevar_scale,
-                         r["mdnrnn"].get("done_mode", "bernoulli"),
-                         r.get("controller", {}).get("features", "zh")).save(model_dir)
-        _save_contexts(episodes, model_dir, r.get("context", {}).get("count", 64), seed)
-
-    stages.run("mdnrnn", rnn_stage)
-
-    if r.get("controller", {}).get("off_track_patience", 0) > 0:
-        def probe_stage():  # V's off-track probe, for the controller's off-track stop
-            from dream_gym.training.off_track import fit_probe
-
-            lat = load_tensors(run_dir / "vae" / "latents.safetensors")
-            probe, metrics = fit_probe(lat["mu"].numpy(), episodes.frames, get_game(r["game"]),
-                                       seed=seed)
-            probe.save(model_dir, metrics)
-            return metrics
-
-        stages.run("off_track", probe_stage)
-
-    if "controller" in r:
-        from dream_gym.training.controller import ControllerTrainConfig, train_in_dream
-
-        ctrl_cfg = pick(ControllerTrainConfig, r["controller"], seed=seed)
-        stages.run("controller", lambda: train_in_dream(
-            model_dir, ctrl_cfg, run_dir / "controller", device, export_dir=model_dir))
-        if "iterate" in r:
-            from dream_gym.training.iterate import IterateConfig, run_round
-
-            icfg = pick(IterateConfig, r["iterate"], seed=seed)
-            random_data = (episodes, run_dir / "vae" / "latents.safetensors")
-            for k in range(1, icfg.rounds + 1):
-                run_round(k, icfg, run_dir, model_dir, random_data, r["mdnrnn"], ctrl_cfg,
-                          stages, device)
-        if "final_controller" in r:
-            final_cfg = final_controller_config(r)
-            stages.run("final_controller", lambda: train_in_dream(
-                model_dir, final_cfg, run_dir / "final_controller", device,
-                export_dir=model_dir))
-        if "evaluate" in r:
-            stages.run("evaluate", lambda: _evaluate_stage(model_dir, r["evaluate"], device))
+    model_dir = get_family(r.get("family", "world_models")).run_stages(r, run_dir,
+                                                                        Stages(run_dir), device)
+    config = load_json(model_dir / "config.json")  # which recipe made it (`evolve` reads it)
+    save_json(model_dir / "config.json", config | {"recipe": path.stem})
     return model_dir
+
+
+def model_recipe(model_dir: str | Path) -> dict[str, Any] | None:
+    """The recipe a model folder was trained with (its config's ``recipe``), if shipped."""
+    name = load_json(Path(model_dir) / "config.json").get("recipe")
+    if name is None:
+        return None
+    try:
+        return load_recipe(name)
+    except FileNotFoundError:
+        return None
 
 
 def final_controller_config(recipe: dict[str, Any]) -> ControllerTrainConfig:
@@ -164,50 +117,3 @@ def final_controller_config(recipe: dict[str, Any]) -> ControllerTrainConfig:
 
     return pick(ControllerTrainConfig, recipe["controller"] | recipe.get("final_controller", {}),
                 seed=recipe.get("seed", 0))
-
-
-def _evaluate_stage(model_dir: Path, section: dict[str, Any], device: torch.device) -> dict:
-    """Score the dream-trained controller in the real game (a measurement, not training:
-    the controller is final before this runs) and record it in controller.json."""
-    from dream_gym.agents.controller import LinearController
-    from dream_gym.evaluate import evaluate_controller, evaluate_random
-    from dream_gym.zoo import load_model
-
-    model = load_model(model_dir, device)
-    controller, meta = LinearController.load(model_dir / "controller")
-    episodes, seed = int(section.get("episodes", 100)), int(section.get("seed", 10_000))
-    real = evaluate_controller(model, controller, episodes, seed=seed)
-    rand = evaluate_random(model.game, episodes, seed=seed)
-    keep = ("mean", "std", "stderr", "n")
-    meta["real_score"] = {k: real[k] for k in keep} | {"first_seed": seed}
-    meta["random_score"] = {k: rand[k] for k in keep} | {"first_seed": seed}
-    controller.save(model_dir / "controller", {k: v for k, v in meta.items()
-                                               if k not in ("game", "in_dim")})
-    return {"real": meta["real_score"], "random": meta["random_score"]}
-
-
-def _gamevar_scale(gamevars: np.ndarray, how: str) -> float:
-    """What M's game-variable targets are divided by: ``"max"``, their largest magnitude
-    (at least 1; TakeCover's health), or ``"std"``, their spread, so that the head's loss
-    weighs about as much as the latent's (CarRacing's speed, mostly far below its top)."""
-    if not gamevars.size:
-        return 1.0
-    if how == "max":
-        return float(max(1.0, np.abs(gamevars).max()))
-    if how == "std":
-        return float(gamevars.std()) or 1.0  # a constant variable: nothing to scale
-    raise ValueError(f"[mdnrnn] gamevar_scale must be 'max' or 'std', got {how!r}")
-
-
-def _save_contexts(episodes, model_dir: Path, count: int, seed: int) -> None:
-    """Ship the first frame of ``count`` real episodes: the dream's starting contexts."""
-    rng = np.random.default_rng(seed)
-    eps = rng.choice(len(episodes.lengths), size=min(count, len(episodes.lengths)),
-                     replace=False)
-    first = episodes.starts[eps]
-    save_tensors(model_dir / "contexts.safetensors", {
-        "frames": torch.from_numpy(np.ascontiguousarray(episodes.frames[first][:, None])),
-        "actions": torch.from_numpy(episodes.actions[:0]).reshape(
-            len(eps), 0, *episodes.actions.shape[1:]),
-        "gamevars": torch.from_numpy(np.ascontiguousarray(episodes.gamevars[first])),
-    })
