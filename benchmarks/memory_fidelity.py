@@ -2,7 +2,7 @@
 
     python benchmarks/memory_fidelity.py --model imagenav --sequences 64
 
-DESIGN section 4's protocol for memory models, with seed 002's image-navigation test: on
+DESIGN section 4's protocol for memory models, with the GTM-SM paper's image-navigation test: on
 pictures of the test split (never trained on), a random walk of 256 steps is memorised (real
 frames and actions), then both models predict the next 256 frames from the true actions
 alone. Reported per prediction step: mean squared pixel error ([0, 1] scale) and PSNR, for

@@ -1,4 +1,4 @@
-"""Seed 003's temperature table: a controller evolved only in the dream at each tau, then
+"""World Models' temperature table: a controller evolved only in the dream at each tau, then
 scored in the dream and over 100 real episodes with distinct seeds, beside the random policy.
 
     python benchmarks/transfer.py --model runs/takecover/model --taus 0.5 1.0 1.15 1.3

@@ -26,7 +26,7 @@ __all__ = ["CollectConfig", "Episodes", "collect", "load_episodes", "random_held
 
 @dataclass
 class CollectConfig:
-    """Real-game data collection (seed 003: random rollouts, actions held for a while)."""
+    """Real-game data collection (World Models: random rollouts, actions held for a while)."""
 
     game: str = "TakeCover"
     episodes: int = 1000

@@ -165,7 +165,7 @@ def evaluate_controller(model: WorldModel,
     ``on_step(slot, real_screen, model_frame)`` sees each real screen beside what the model
     makes of it (its 64x64 reconstruction), e.g. to record video.
 
-    Data collection for iterative training (seed 003) uses the other two knobs: with
+    Data collection for World Models' iterative training uses three more knobs: with
     ``explore`` > 0 each step starts, with that probability, a random action held for
     1..``max_hold`` steps in place of the controller's; with ``record`` a list, every
     episode is appended to it (in episode order) in the shard format of :mod:`dream_gym.data`.

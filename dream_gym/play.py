@@ -1,4 +1,4 @@
-"""Drive inside a dream with the keyboard, temperature adjustable live (seed 003's demo).
+"""Drive inside a dream with the keyboard, temperature adjustable live (World Models' demo).
 
 Gymnasium's ``utils.play.play`` maps keys to actions but cannot change the environment while
 it runs, and changing tau live is the point of the paper's demo; so this is a small pygame

@@ -3,7 +3,7 @@
     python examples/evolve_in_dream.py --generations 10
 
 The controller never sees a real reward. In the real game it reads the same latent features
-the dream gave it, through ``RealLatentObservation`` (seed 003's feature extraction).
+the dream gave it, through ``RealLatentObservation`` (World Models' feature extraction).
 """
 
 from __future__ import annotations

@@ -1,5 +1,6 @@
 """The shipped GTM-SM dream of ImageNav: it remembers places, knows where it is, and beats a
-memory-less MDN-RNN on pictures it never trained on (seed 002's claims, on a small budget)."""
+memory-less MDN-RNN on pictures it never trained on (the GTM-SM paper's claims, on a small
+budget)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""The real image-navigation world (seed 002): walls, crops, and the trajectory helper the
-GTM-SM trainer draws its data from."""
+"""The real image-navigation world (GTM-SM, Fraccaro et al. 2018): walls, crops, and the
+trajectory helper the GTM-SM trainer draws its data from."""
 
 from __future__ import annotations
 
@@ -79,7 +79,7 @@ def test_bad_input_says_what_is_wrong():
 
 
 def test_random_walks_cover_most_of_the_picture():
-    """Seed 002 chose 256 memorisation steps so that a walk sees most places."""
+    """The GTM-SM paper chose 256 memorisation steps so that a walk sees most places."""
     actions = random_actions(np.random.default_rng(1), 64, 256)
     _, pos = walk(np.zeros((64, 32, 32, 3), np.uint8), actions)
     seen = [len({tuple(p) for p in walk_pos}) for walk_pos in pos]
@@ -89,7 +89,7 @@ def test_random_walks_cover_most_of_the_picture():
 def test_gtm_sm_learns_the_action_displacements_from_pixels_alone(tmp_path):
     """A short wall-free run of the GTM-SM trainer: with nothing but frames and action ids,
     the SSM learns that stay does not move, up undoes down, left undoes right, and the two
-    axes are independent (seed 002, Fig. 2c: a rotated, stretched copy of the grid)."""
+    axes are independent (the GTM-SM paper, Fig. 2c: a rotated, stretched copy of the grid)."""
     import torch
 
     from dream_gym.gtm_sm.gtm_sm import GTMSMConfig

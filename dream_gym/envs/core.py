@@ -98,7 +98,7 @@ class DreamCore:
         self._initial: State | None = None
 
     def set_temperature(self, temperature: float) -> None:
-        """tau of seed 003 for the next steps (mixture logits / tau, sigma * sqrt(tau))."""
+        """tau of World Models for the next steps (mixture logits / tau, sigma * sqrt(tau))."""
         if not np.isfinite(temperature) or temperature <= 0:
             raise ValueError(f"temperature must be a positive number, got {temperature!r}.")
         self.temperature = float(temperature)

@@ -19,10 +19,10 @@ class DreamEnv(gym.Env):
     ## Description
     A "dream" of a real game: the observation, action space, reward and termination
     semantics are the real game's, but every step is sampled from a learned world model
-    loaded from the zoo (``Dream-TakeCover-v0``: World Models' V + MDN-RNN trained on VizDoom
-    ``VizdoomTakeCover-v1``; ``Dream-ImageNav-v0``: GTM-SM, seed 002, on the image-navigation
-    world). The environment only knows the :class:`~dream_gym.contract.WorldModel` contract,
-    never a model family.
+    (``Dream-TakeCover-v0``: World Models' V + MDN-RNN trained on VizDoom
+    ``VizdoomTakeCover-v1``; ``Dream-CarRacing-v0``: the same on Box2D ``CarRacing-v3``;
+    ``Dream-ImageNav-v0``: GTM-SM on the image-navigation world). The environment only
+    knows the :class:`~dream_gym.contract.WorldModel` contract, never a model family.
 
     ## Action Space
     The real game's: ``Discrete(3)`` for TakeCover (0 no-op, 1 right, 2 left);
@@ -54,7 +54,7 @@ class DreamEnv(gym.Env):
     - ``model``: a loaded :class:`~dream_gym.contract.WorldModel`, a zoo name or a model
       folder. ``contexts``: starting contexts for a model object (a folder ships its own).
       ``game``: the real game expected (checked).
-    - ``obs_type``: ``"pixels"`` or ``"latent"``. ``temperature``: tau of seed 003 (mixture
+    - ``obs_type``: ``"pixels"`` or ``"latent"``. ``temperature``: tau of World Models (mixture
       logits / tau, sigma * sqrt(tau)); higher is more uncertain and harder.
     - ``render_mode``: ``"rgb_array"`` or ``"human"``. ``device``: torch device.
 
@@ -64,7 +64,7 @@ class DreamEnv(gym.Env):
     screen size or at 64x64.
 
     ## Version History
-    - v0: World Models dream of VizDoom TakeCover; GTM-SM dream of ImageNav.
+    - v0: World Models dreams of VizDoom TakeCover and CarRacing; GTM-SM dream of ImageNav.
     """
 
     metadata = {"render_modes": ["rgb_array", "human"], "render_fps": 35}

@@ -1,4 +1,4 @@
-"""ImageNav: the image-navigation world of seed 002 (GTM-SM) as a real Gymnasium env.
+"""ImageNav: the image-navigation world of GTM-SM (Fraccaro et al. 2018) as a real Gymnasium env.
 
 An agent walks on a 32x32 picture and sees only the 8x8 crop at its position. Positions form
 a 9x9 grid with a stride of 3 pixels, so neighbouring crops overlap; the five actions are
@@ -6,7 +6,7 @@ stay, up, down, left and right, and the picture's edges are walls (a move into o
 the agent where it was). Nothing here is learned: this is the "real game" a GTM-SM dream
 stands in for.
 
-Seed 002 used CelebA faces, which cannot be downloaded offline. The pictures here are
+The GTM-SM paper used CelebA faces, which cannot be downloaded offline. The pictures here are
 procedural instead: a smooth two-colour background and a few filled shapes (ellipses,
 rectangles, triangles) in random colours, drawn at 4x and downsampled. Picture ``i`` of a
 split is a pure function of ``(split, i)``, so train and test sets are disjoint and every
@@ -30,7 +30,7 @@ MOVES = np.array([[0, 0], [-1, 0], [1, 0], [0, -1], [0, 1]], np.int64)
 """(row, col) displacement of stay, up, down, left, right, in grid cells."""
 START = (GRID // 2, GRID // 2)
 """Every walk starts at the centre: the model's state space then has a fixed origin and the
-walls sit at fixed places in it (seed 002 infers positions from actions alone)."""
+walls sit at fixed places in it (the GTM-SM paper infers positions from actions alone)."""
 SPLITS = {"train": 0, "test": 1}
 
 
@@ -79,7 +79,7 @@ def crop(images: np.ndarray, pos: np.ndarray) -> np.ndarray:
 
 def random_actions(rng: np.random.Generator, batch: int, steps: int,
                    mean_hold: float = 3.0, avoid_walls: bool = False) -> np.ndarray:
-    """Seed 002's exploring policy: a uniform action repeated 1 + Poisson(mean_hold - 1)
+    """The GTM-SM paper's exploring policy: a uniform action repeated 1 + Poisson(mean_hold - 1)
     times, so a walk covers most of the picture in 256 steps. (batch, steps) int64.
 
     ``avoid_walls``: walks from :data:`START` that never push into a wall (a blocked move
@@ -125,10 +125,10 @@ def walk(images: np.ndarray, actions: np.ndarray, start: tuple[int, int] = START
 class ImageNavEnv(gym.Env):
     """
     ## Description
-    Seed 002's image-navigation world: walk on a 32x32 picture, see the 8x8 crop around you.
+    The GTM-SM paper's image-navigation world: walk on a 32x32 picture, see the 8x8 crop around you.
     A world to remember and predict, not a task: the reward is 0 and an episode never
     terminates (``gymnasium.make`` truncates it after 512 steps, 256 to memorise and 256 to
-    predict as in seed 002's test protocol).
+    predict as in the GTM-SM paper's test protocol).
 
     ## Action Space
     ``Discrete(5)``: 0 stay, 1 up, 2 down, 3 left, 4 right (one grid cell, 3 pixels).

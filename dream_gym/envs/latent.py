@@ -1,6 +1,6 @@
 """The real game seen through a world model: the dream's latent observation on real frames.
 
-This is seed 003's "feature extraction" setting: the agent sees [z, h] (or [z, h, c]) from real
+This is World Models' "feature extraction" setting: the agent sees [z, h] (or [z, h, c]) from real
 frames, so a policy trained on a dream's ``obs_type="latent"`` runs unchanged in the game.
 """
 

@@ -1,4 +1,5 @@
-"""DCGAN generator and discriminator for 64x64 frames (Radford et al.; seeds 001, 004)."""
+"""DCGAN generator and discriminator for 64x64 frames (Radford et al. 2016; the Atari
+frame-GAN articles)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ __all__ = ["GanConfig", "Generator", "Discriminator", "MinibatchStd"]
 @dataclass
 class GanConfig:
     noise: int = 100
-    """Size of the generator's Gaussian input (seeds 001, 004)."""
+    """Size of the generator's Gaussian input (the Atari frame-GAN articles)."""
     gen_width: int = 64
     """Channels of the generator's last hidden layer (x2, x4, x8 below it)."""
     disc_width: int = 64

@@ -1,4 +1,5 @@
-"""Frames streamed live from several ALE games played by random agents (seeds 001, 004).
+"""Frames streamed live from several ALE games played by random agents (as the Atari
+frame-GAN articles do).
 
 No data set on disk: each call steps one of the games' environments, picked at random, with a
 random action and keeps the resized frame unless it is near-black (Atari games flicker and

@@ -1,5 +1,5 @@
-"""GTM-SM (seed 002): a state-space model of where the agent is, a VAE of what it sees, and a
-DND memory that ties the two together.
+"""GTM-SM (Fraccaro et al. 2018): a state-space model of where the agent is, a VAE of what
+it sees, and a DND memory that ties the two together.
 
 The SSM state ``s`` is a learned 2-D position: ``s_t = s_{t-1} + g * B a_t + sigma * eps``,
 where ``B a_t`` is the learned displacement of action ``a_t`` and the wall gate
@@ -20,7 +20,7 @@ Two departures from the paper, both for training from scratch on a small budget:
   state where no frame is seen (prediction). A third of a random walk's moves push into a
   wall: with the gate still unsure, each one shifted every later state, the projected
   positions lost their meaning and the gate could not learn where the walls are.
-  Seed 002's Appendix D also lets inference use the frames.
+  The GTM-SM paper's Appendix D also lets inference use the frames.
 """
 
 from __future__ import annotations

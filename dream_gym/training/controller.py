@@ -1,4 +1,5 @@
-"""Evolve the linear controller with CMA-ES entirely inside the dream (seed 003).
+"""Evolve the linear controller with CMA-ES entirely inside the dream (World Models, Ha &
+Schmidhuber 2018).
 
 Every generation the whole population's rollouts (popsize x rollouts dreams) are stepped as
 one batch. The controller never sees a real reward: its fitness is the mean dream return.
@@ -17,7 +18,7 @@ the default: a stronger search also finds a dream's flaws sooner (CarRacing: a w
 floored gas and brake together, 415 in the dream and -40 on real tracks; model cards).
 
 With ``explore`` each training dream's controller is pushed now and then by a held random
-action, the noise of seed 003's data collection, so that fitness pays for recovering. It is
+action, the noise of World Models' data collection, so that fitness pays for recovering. It is
 not the default either: in the CarRacing dream it gave a slower driver (model card).
 """
 
@@ -85,7 +86,7 @@ class ControllerTrainConfig:
     explore: float = 0.0
     """Per-step chance that a training dream's controller is pushed: a random action held
     1..``max_hold`` steps replaces its own (:class:`~dream_gym.explore.HeldRandomActions`, the
-    noise of seed 003's data collection), so fitness pays for recovering; 0: never. The
+    noise of World Models' data collection), so fitness pays for recovering; 0: never. The
     final dream score is measured without it."""
     max_hold: int = 12
     """With ``explore``: a push holds its random action 1..max_hold steps."""

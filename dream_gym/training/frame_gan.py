@@ -3,7 +3,8 @@
 Stages of the recipe (``family = "frame_gan"``): a game classifier on real frames (the
 quality figure's feature space), the real frames' feature statistics with the figure's floor
 (two disjoint real sets) and ceiling (the untrained generator), the GAN itself (BCE with
-logits, Adam betas (0.5, 0.999), as seeds 001 and 004), and the trained generator's figure.
+logits, Adam betas (0.5, 0.999), as the Atari frame-GAN articles), and the trained
+generator's figure.
 Each stage is resumable; the GAN checkpoints both networks and their optimizers.
 """
 
@@ -54,7 +55,7 @@ class GanTrainConfig:
     steps: int = 5000
     batch_size: int = 64
     lr: float = 2e-4
-    """The generator's learning rate (seeds 001, 004: 2e-4 or 1e-4)."""
+    """The generator's learning rate (the Atari frame-GAN articles: 2e-4 or 1e-4)."""
     lr_disc: float | None = None
     """The discriminator's; None: ``lr``. Twice the generator's is the two-timescale rule."""
     beta1: float = 0.5

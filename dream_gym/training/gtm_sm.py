@@ -1,4 +1,4 @@
-"""Train GTM-SM on random walks in the real ImageNav world (seed 002, section 4.1).
+"""Train GTM-SM on random walks in the real ImageNav world (the GTM-SM paper, section 4.1).
 
 Training sequences are drawn fresh every step: a picture from a fixed pool of train
 pictures, a random walk of held actions from the centre, and the crops the real env shows
@@ -39,13 +39,13 @@ class GTMSMTrainConfig:
     """Train pictures in the pool (pictures 0..images-1 of the train split)."""
     memorize: int = 256
     predict: int = 32
-    """Prediction steps per training sequence (seed 002: 32 in training, 256 at test)."""
+    """Prediction steps per training sequence (the GTM-SM paper: 32 in training, 256 at test)."""
     mean_hold: float = 3.0
     steps: int = 6000
     batch_size: int = 32
     lr: float = 1e-3
     lr_final: float = 1e-4
-    """Annealed linearly over the run (seed 002: from 1e-3, linearly, over 50k updates)."""
+    """Annealed linearly over the run (the GTM-SM paper: from 1e-3, linearly, over 50k updates)."""
     curriculum_neighbours: int = 64
     curriculum_steps: int = 1000
     """For the first ``curriculum_steps`` updates the walks never push into a wall and each
@@ -94,7 +94,7 @@ class WalkSampler:
 
 
 def _linear_lr(cfg: GTMSMTrainConfig, step: int) -> float:
-    """Seed 002's schedule: from ``lr`` down to ``lr_final``, linearly over the run."""
+    """The GTM-SM paper's schedule: from ``lr`` down to ``lr_final``, linearly over the run."""
     return cfg.lr + (cfg.lr_final - cfg.lr) * step / max(cfg.steps - 1, 1)
 
 
@@ -140,7 +140,7 @@ def train_gtm_sm(model_cfg: GTMSMConfig, cfg: GTMSMTrainConfig, images: np.ndarr
 
 def train_baseline(net: GTMSM, rnn_cfg: MDNRNNConfig, cfg: GTMSMTrainConfig,
                    images: np.ndarray, run_dir: str | Path, device: torch.device) -> MDNRNN:
-    """The memory-less baseline: seed 003's MDN-RNN over GTM-SM's own frame encodings
+    """The memory-less baseline: World Models' MDN-RNN over GTM-SM's own frame encodings
     (posterior means, encoder frozen), trained on the same walks; it sees the whole
     memorisation phase through its LSTM state instead of a spatial memory."""
     seed_everything(cfg.seed)

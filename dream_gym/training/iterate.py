@@ -1,4 +1,4 @@
-"""Seed 003's iterative training procedure: the real game corrects the dream's blind spots.
+"""World Models' iterative training procedure: the real game corrects the dream's blind spots.
 
 A controller evolved in a dream exploits whatever the dream gets wrong (ours learned to hug
 a wall, where the dream's fireballs never arrive). Each round therefore (1) plays the

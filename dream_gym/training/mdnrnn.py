@@ -40,7 +40,7 @@ class MDNRNNTrainConfig:
     eval_every: int = 50
     open_loop: int = 0
     """Also train on open-loop stretches of this many steps, M fed its own samples
-    (:meth:`MDNRNN.loss`); 0 trains teacher-forced only, as seed 003 did."""
+    (:meth:`MDNRNN.loss`); 0 trains teacher-forced only, as World Models did."""
     open_loop_temperature: float = 1.0
     open_loop_z_weight: float = 1.0
     """Weight of the open-loop z term; 0 trains only the reward, done and game-variable

@@ -1,4 +1,5 @@
-"""M: the MDN-RNN of World Models (seed 003) with reward, done and game-variable heads."""
+"""M: the MDN-RNN of World Models (Ha & Schmidhuber 2018) with reward, done and
+game-variable heads."""
 
 from __future__ import annotations
 
@@ -61,7 +62,7 @@ class MDNRNNConfig:
     """Weight of the rare done=1 targets in the BCE (the official code used x10)."""
     done_window: int = 1
     """The done head predicts "the episode ends within this many steps" (1: this step, as
-    in seed 003). A window lets the hazard follow the situation (pinned at a wall with
+    in World Models). A window lets the hazard follow the situation (pinned at a wall with
     fireballs in flight) rather than only the last frame before a hit, which an open-loop
     dream rarely draws; see :meth:`hazard` and the model card."""
 
@@ -139,7 +140,7 @@ class MDNRNN(nn.Module):
 
     def sample(self, o: MDNOutput, temperature: float, u: torch.Tensor,
                eps: torch.Tensor, mixture_major: bool = False) -> torch.Tensor:
-        """z ~ mixture with logits / tau and sigma * sqrt(tau) (seed 003's temperature).
+        """z ~ mixture with logits / tau and sigma * sqrt(tau) (World Models' temperature).
 
         ``u`` (B, z) uniforms pick each dimension's component by inverting the mixture's
         CDF; ``eps`` (B, z) standard normals draw from it. The caller owns the noise so a
@@ -190,10 +191,10 @@ class MDNRNN(nn.Module):
         Teacher-forced, M never sees its own errors; a dream feeds them back every step.
         ``open_loop_z_weight`` scales the open-loop z term; at 0 only the reward, done and
         game-variable heads learn what real futures follow M's own dreamed states.
-        Measured (TakeCover card, issue 4's notes): since the real future does not depend
-        on M's own random draws, M learns to ignore them and dreams the average future
-        (no fireball reaches a player at the wall; a straight road under a straight car),
-        so no recipe uses it; tying the draws to the future needs a posterior (PlaNet).
+        Measured (TakeCover card): since the real future does not depend on M's own random
+        draws, M learns to ignore them and dreams the average future (no fireball reaches a
+        player at the wall; a straight road under a straight car), so no recipe uses it;
+        tying the draws to the future needs a posterior (PlaNet).
         """
         targets = (z_next, reward, done, gamevars, mask, zmask)
         T = z.shape[1]

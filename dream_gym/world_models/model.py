@@ -39,8 +39,8 @@ class WorldModelsDream(torch.nn.Module):
     sampled z). Which one gives a faithful dream depends on how sharp M's done head is; the
     model card gives what was measured.
 
-    Features (what C and a latent agent see): ``"zh"`` is ``[z, h]`` (seed 003's equation);
-    ``"zhc"`` adds the LSTM cell ``c``, as seed 003's 1,088-parameter Doom controller
+    Features (what C and a latent agent see): ``"zh"`` is ``[z, h]`` (World Models' equation);
+    ``"zhc"`` adds the LSTM cell ``c``, as World Models' 1,088-parameter Doom controller
     (64 + 512 + 512 inputs) did; ``c`` carries the slower memory a sweeping policy needs.
     """
 

@@ -1,4 +1,4 @@
-"""V: the convolutional VAE of World Models (seed 003, appendix: 64x64x3 -> z)."""
+"""V: the convolutional VAE of World Models (World Models, appendix: 64x64x3 -> z)."""
 
 from __future__ import annotations
 
