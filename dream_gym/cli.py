@@ -18,13 +18,11 @@ def _cmd_zoo(args: argparse.Namespace) -> int:
     for name in list_models():
         d = resolve(name)
         cfg = load_json(d / "config.json")
-        line = f"  {name:<12} family={cfg['family']:<13} game={cfg['game']}"
-        if (d / "controller.json").exists():
-            c = load_json(d / "controller.json")
-            line += f"  controller: tau={c['temperature']}"
-            if "real_score" in c:
-                line += f", real {c['real_score']['mean']:.0f} +- {c['real_score']['std']:.0f}"
-        print(line)
+        dream = cfg.get("dream", {}).get("id", "(not a dream)")
+        print(f"  {name:<12} {dream:<22} family={cfg['family']:<13} game={cfg['game']}")
+        if "card" in cfg:  # the card's headline figure, kept beside it in config.json
+            print(f"  {'':<12} {cfg['card']['headline']}\n  {'':<12} ({cfg['card']['command']};"
+                  f" {d / 'CARD.md'})")
     return 0
 
 
