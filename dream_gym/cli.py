@@ -104,7 +104,8 @@ def _cmd_video(args: argparse.Namespace) -> int:
     controller, _ = LinearController.load(Path(args.controller) if args.controller
                                           else d / "controller")
     n = side_by_side_video(load_model(d), controller, Path(args.out), seed=args.seed,
-                           max_frames=args.max_frames, temperature=args.temperature)
+                           max_frames=args.max_frames, temperature=args.temperature,
+                           strip=Path(args.strip) if args.strip else None)
     print(f"{n} frames (real | model's view | open-loop dream) written to {args.out}")
     return 0
 
@@ -173,6 +174,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0, help="the real episode's seed")
     p.add_argument("--temperature", type=float, default=1.0, help="tau of the open-loop dream")
     p.add_argument("--max-frames", type=int, default=1500, dest="max_frames")
+    p.add_argument("--strip", help="also a PNG of 4 moments of the episode, one row each")
     p.set_defaults(fn=_cmd_video)
 
     p = sub.add_parser("play", help="drive a dream (or its real game) with the keyboard")

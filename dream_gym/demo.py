@@ -10,6 +10,7 @@ from pathlib import Path
 import imageio.v2 as imageio
 import numpy as np
 import torch
+from PIL import Image
 
 from dream_gym.agents.controller import LinearController
 from dream_gym.contract import seed_dreams
@@ -29,12 +30,14 @@ def _panel(frame: np.ndarray) -> np.ndarray:
 
 
 def side_by_side_video(model, controller: LinearController | Callable, path: Path, seed: int,
-                       max_frames: int = 1500, temperature: float = 1.0) -> int:
+                       max_frames: int = 1500, temperature: float = 1.0,
+                       strip: Path | None = None, strip_rows: int = 4) -> int:
     """One real episode as three panels: the real screen | what the model makes of it (V's
     reconstruction while M follows the real frames) | the dream alone, started from the
     episode's first frame and fed the same actions (open loop at ``temperature``), so where
     the dream drifts from the game shows. ``controller``: a :class:`LinearController` or any
-    function from features to actions. Returns the number of frames written."""
+    function from features to actions. ``strip``: also a PNG of ``strip_rows`` moments
+    spread over the episode, one row each. Returns the number of frames written."""
     real: list[tuple[np.ndarray, np.ndarray]] = []
     episodes: list[dict[str, np.ndarray]] = []
 
@@ -57,6 +60,11 @@ def side_by_side_video(model, controller: LinearController | Callable, path: Pat
             frames.append(np.concatenate([screen, seen, _panel(dream)], axis=1))
     path.parent.mkdir(parents=True, exist_ok=True)
     imageio.mimwrite(path, frames, fps=spec.fps, macro_block_size=1)
+    if strip is not None:
+        at = np.linspace(0, len(frames) - 1, strip_rows).round().astype(int)
+        strip.parent.mkdir(parents=True, exist_ok=True)
+        grid = Image.fromarray(np.concatenate([frames[i] for i in at], axis=0))
+        grid.resize((grid.width // 2, grid.height // 2), Image.BILINEAR).save(strip)
     return len(frames)
 
 
