@@ -14,6 +14,8 @@ from dream_gym.rollout import dream_returns
 from dream_gym.training.off_track import OffTrackProbe, OffTrackStop
 from dream_gym.zoo import load_contexts, load_model, resolve
 
+pytestmark = pytest.mark.slow  # real CarRacing frames and tracks
+
 GAME = get_game("CarRacing")
 
 

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from dream_gym.data import CollectConfig, collect, load_episodes
 
 
+@pytest.mark.slow  # real games
 def test_collect_resumes_after_crash_with_identical_data(tmp_path):
     cfg = CollectConfig(episodes=4, episodes_per_shard=2, workers=2, seed=3)
     first = collect(cfg, tmp_path / "a")
@@ -27,6 +29,7 @@ def test_collect_resumes_after_crash_with_identical_data(tmp_path):
     np.testing.assert_array_equal(resumed.actions, ref.actions)
 
 
+@pytest.mark.slow  # real games
 def test_carracing_collection_replays_exactly_in_the_real_game(tmp_path):
     """Continuous actions are stored as the real game took them: replaying an episode's
     actions in a fresh CarRacing-v3 with the episode's seed gives back its rewards."""
@@ -61,6 +64,7 @@ def test_carracing_collection_replays_exactly_in_the_real_game(tmp_path):
     assert err.mean() < 1.5 and err.max() < 4.0, (err.mean(), err.max())
 
 
+@pytest.mark.slow  # real games
 def test_carracing_road_follower_data_shows_far_more_road_than_random(tmp_path):
     """Random CarRacing data barely shows the road (1.3% of steps on a new tile in 312k
     frames), so the recipe collects with a noisy pixel road follower: over the same 6 tracks

@@ -17,6 +17,8 @@ from dream_gym.training.controller import (
 )
 from dream_gym.zoo import load_contexts, load_model, resolve
 
+pytestmark = pytest.mark.slow  # CMA-ES runs in the shipped dream
+
 
 @pytest.fixture(scope="module")
 def members(tmp_path_factory):

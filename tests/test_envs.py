@@ -39,6 +39,7 @@ def test_sb3_check_env(env_id):
     sb3_check_env(gym.make(env_id).unwrapped, warn=True)
 
 
+@pytest.mark.slow  # starts the real game
 @pytest.mark.parametrize("env_id", IDS)
 def test_default_spaces_equal_the_real_game(env_id):
     env = gym.make(env_id)
@@ -78,6 +79,7 @@ def test_context_from_options_and_index():
     np.testing.assert_allclose(o1, o2, atol=1e-5)
 
 
+@pytest.mark.slow  # starts the real game
 def test_real_latent_wrapper_gives_the_dream_latent_observation():
     from dream_gym.envs.latent import RealLatentObservation
 

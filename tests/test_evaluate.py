@@ -4,11 +4,14 @@ depends only on its seed, never on how many games ran beside it."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from dream_gym.agents.controller import LinearController
 from dream_gym.cli import main as cli
 from dream_gym.evaluate import evaluate_controller, evaluate_random
 from dream_gym.zoo import resolve
+
+pytestmark = pytest.mark.slow  # real games in worker processes
 
 
 def test_random_policy_returns_do_not_depend_on_the_number_of_worker_games():

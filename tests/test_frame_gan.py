@@ -22,6 +22,7 @@ from dream_gym.training.frame_gan import (
 GAMES = ("Breakout", "AirRaid", "Pong")
 
 
+@pytest.mark.slow  # live ALE games
 def test_stream_mixes_the_games_live():
     stream = FrameStream(StreamConfig(games=GAMES, seed=3))
     frames, labels = stream.batch(600)
@@ -37,6 +38,7 @@ def test_stream_mixes_the_games_live():
     assert len(np.unique(pong, axis=0)) > 0.5 * len(pong)
 
 
+@pytest.mark.slow  # live ALE games
 def test_stream_drops_near_black_frames():
     # Breakout's frames (mean ~0.16) fall under a 0.25 threshold, Pong's (~0.38) do not
     stream = FrameStream(StreamConfig(games=("Breakout", "Pong"), min_mean=0.25, seed=1))
@@ -95,6 +97,7 @@ def test_short_training_learns_the_look_of_the_games(tmp_path):
     assert len(_scalars(tmp_path / "gan", "quality/frechet")) == 2
 
 
+@pytest.mark.slow  # live ALE games
 def test_gan_resumes_from_its_checkpoint(tmp_path):
     """A finished run is not retrained when called again; a longer one continues from the
     saved step (the emulators restart: the stream is random play, only its frames differ)."""

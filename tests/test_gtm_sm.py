@@ -24,6 +24,8 @@ from memory_fidelity import (  # noqa: E402
     position_r2,
 )
 
+pytestmark = pytest.mark.slow  # many predicted walks of the shipped model
+
 
 @pytest.fixture(scope="module")
 def imagenav():

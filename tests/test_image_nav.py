@@ -86,6 +86,7 @@ def test_random_walks_cover_most_of_the_picture():
     assert np.mean(seen) > 0.6 * GRID * GRID
 
 
+@pytest.mark.slow  # training
 def test_gtm_sm_learns_the_action_displacements_from_pixels_alone(tmp_path):
     """A short wall-free run of the GTM-SM trainer: with nothing but frames and action ids,
     the SSM learns that stay does not move, up undoes down, left undoes right, and the two

@@ -58,6 +58,7 @@ def test_set_temperature_changes_the_dream_from_the_next_step():
 
 @pytest.mark.parametrize("env_id", ["CarRacing-v3", "dream_gym:Dream-TakeCover-v0",
                                     "dream_gym:Dream-CarRacing-v0"])
+@pytest.mark.slow  # real CarRacing and pygame
 def test_play_loop_runs_headless(env_id):
     returns = play(env_id, max_steps=20, fps=1000)
     assert len(returns) >= 1 and all(np.isfinite(returns))

@@ -65,6 +65,7 @@ def test_making_a_dream_never_starts_the_real_game(monkeypatch):
         venv.reset(seed=0)
 
 
+@pytest.mark.slow  # starts the real games
 def test_the_shipped_spaces_are_the_real_games():
     """The spaces stated in the game entries and model configs (what a dream uses instead
     of starting the game) equal those the real games report."""
@@ -86,6 +87,7 @@ def test_a_model_whose_game_changed_its_spaces_is_refused(tmp_path):
         load_model(dst)
 
 
+@pytest.mark.slow  # starts the real games
 def test_the_real_takecover_leaves_the_working_directory_clean(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     env = get_game("TakeCover").make()

@@ -198,6 +198,7 @@ def test_keyed_noise_is_lowbias32_bit_for_bit():
         np.testing.assert_array_equal(u[row].numpy(), expected)
 
 
+@pytest.mark.slow  # starts the real game
 def test_model_view_of_a_real_frame_is_what_the_dream_shows_for_it():
     """The dream's first pixel observation is V's reconstruction of its real context frame;
     ModelView shows a real-game agent exactly that for the same frame."""

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import imageio.v2 as imageio
 import numpy as np
+import pytest
 
 from dream_gym.cli import main
+
+pytestmark = pytest.mark.slow  # a real VizDoom episode
 
 
 def test_video_panels_start_together_and_the_dream_drifts(tmp_path):

@@ -48,6 +48,7 @@ def test_whitened_search_escapes_the_stall_of_raw_search(tmp_path):
     assert white > raw + 100, scores
 
 
+@pytest.mark.slow  # CMA-ES in the shipped dream
 def test_a_run_resumes_only_in_the_coordinates_it_started_in(tmp_path):
     """A resumed run keeps the statistics it started with, and refuses the other setting."""
     cfg = ControllerTrainConfig(generations=1, population=4, rollouts=1, max_steps=10,

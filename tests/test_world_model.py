@@ -11,6 +11,8 @@ from dream_gym.rollout import dream_returns
 from dream_gym.world_models.vae import ConvVAE, VAEConfig, to_input
 from dream_gym.zoo import load_contexts
 
+pytestmark = pytest.mark.slow  # real VizDoom episodes and training
+
 
 @pytest.fixture(scope="module")
 def held_out(tmp_path_factory):
