@@ -20,7 +20,8 @@ from tqdm import tqdm
 from dream_gym.explore import random_held_actions
 from dream_gym.games import GameSpec, collection_policy, get_game
 
-__all__ = ["CollectConfig", "Episodes", "collect", "load_episodes", "random_held_actions",
+__all__ = ["CollectConfig", "Episodes", "collect", "load_episodes", "save_contexts",
+           "random_held_actions",
            "write_shard", "concat_episodes"]
 
 
@@ -28,7 +29,8 @@ __all__ = ["CollectConfig", "Episodes", "collect", "load_episodes", "random_held
 class CollectConfig:
     """Real-game data collection (World Models: random rollouts, actions held for a while)."""
 
-    game: str = "TakeCover"
+    game: str
+    """The game (:func:`dream_gym.games.get_game`); a recipe's top-level ``game``."""
     episodes: int = 1000
     """Total episodes to collect."""
     episodes_per_shard: int = 20
@@ -36,8 +38,9 @@ class CollectConfig:
     """Worker processes; 0: one per CPU core."""
     max_hold: int = 12
     """Each random action is held for 1..max_hold steps."""
-    max_steps: int = 2100
-    """Cap on a collected episode's length (a random policy rarely gets near it)."""
+    max_steps: int | None = None
+    """Cap on a collected episode's length; None: the game's own limit, else 10,000 (the
+    TakeCover recipe caps at 2100, which a random policy rarely gets near)."""
     policy: str = "random"
     """Collection policy by name: "random" (World Models' held random actions, any game) or
     one the game registered (CarRacing: "road", a noisy pixel road follower, since random
@@ -76,7 +79,7 @@ def _rollout(game: GameSpec, env, seed: int, cfg: CollectConfig) -> dict[str, np
     policy = collection_policy(cfg.policy, game.name)(rng, game, cfg.max_hold)
     obs, _ = env.reset(seed=seed)
     frames, actions, rewards, dones, gamevars = [], [], [], [], []
-    for _ in range(cfg.max_steps):
+    for _ in range(cfg.max_steps or game.max_episode_steps or 10_000):
         screen = game.screen(obs)  # the policy and the model's frame share one screen read
         action = policy(screen)
         frames.append(game.screen_frame(screen))
@@ -164,3 +167,21 @@ def concat_episodes(parts: list[Episodes]) -> Episodes:
     the rounds of iterative training)."""
     return Episodes(**{f.name: np.concatenate([getattr(p, f.name) for p in parts])
                        for f in dataclasses.fields(Episodes)})
+
+
+def save_contexts(episodes: Episodes, model_dir: Path, count: int, seed: int) -> None:
+    """Ship the first frame of ``count`` real episodes: the dream's starting contexts."""
+    import torch  # here: collection workers import this module and need no torch
+
+    from dream_gym.checkpoint import save_tensors
+
+    rng = np.random.default_rng(seed)
+    eps = rng.choice(len(episodes.lengths), size=min(count, len(episodes.lengths)),
+                     replace=False)
+    first = episodes.starts[eps]
+    save_tensors(model_dir / "contexts.safetensors", {
+        "frames": torch.from_numpy(np.ascontiguousarray(episodes.frames[first][:, None])),
+        "actions": torch.from_numpy(episodes.actions[:0]).reshape(
+            len(eps), 0, *episodes.actions.shape[1:]),
+        "gamevars": torch.from_numpy(np.ascontiguousarray(episodes.gamevars[first])),
+    })

@@ -10,7 +10,7 @@ from dream_gym.data import CollectConfig, collect, load_episodes
 
 @pytest.mark.slow  # real games
 def test_collect_resumes_after_crash_with_identical_data(tmp_path):
-    cfg = CollectConfig(episodes=4, episodes_per_shard=2, workers=2, seed=3)
+    cfg = CollectConfig(game="TakeCover", episodes=4, episodes_per_shard=2, workers=2, seed=3)
     first = collect(cfg, tmp_path / "a")
     ref = load_episodes(tmp_path / "a")
     assert first == len(ref.frames) == ref.lengths.sum()
@@ -96,7 +96,7 @@ def test_collection_policy_errors_name_the_fix():
     import pytest
 
     with pytest.raises(ValueError, match="Unknown collection policy 'expert'.*'random'"):
-        CollectConfig(policy="expert")
+        CollectConfig(game="TakeCover", policy="expert")
     with pytest.raises(ValueError, match="CarRacing's; TakeCover collects with \\['random'\\]"):
         CollectConfig(game="TakeCover", policy="road")
     with pytest.raises(ValueError, match="'random', 'road', 'road_modes'"):

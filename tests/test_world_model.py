@@ -18,7 +18,8 @@ pytestmark = pytest.mark.slow  # real VizDoom episodes and training
 def held_out(tmp_path_factory):
     """Real episodes from seeds the recipe never used (its seed is 0)."""
     d = tmp_path_factory.mktemp("heldout")
-    collect(CollectConfig(episodes=12, episodes_per_shard=6, workers=2, seed=777), d)
+    collect(CollectConfig(game="TakeCover", episodes=12, episodes_per_shard=6, workers=2,
+                          seed=777), d)
     return load_episodes(d)
 
 
