@@ -91,3 +91,6 @@ register_family(Family(
     "dream_gym.training.frame_gan:RECIPE_SECTIONS",
     not_a_dream="It is a frame generator (the Atari frame GAN): it draws frames but has no "
                 "dynamics to step. Load it with dream_gym.frame_gan.load_generator."))
+register_family(Family(
+    "gamegan", "dream_gym.gamegan.dream:GameGANDream", "dream_gym.gamegan.training:run_stages",
+    "dream_gym.gamegan.training:RECIPE_SECTIONS"))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 import tomllib
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -24,7 +25,8 @@ if TYPE_CHECKING:
     from dream_gym.training.controller import ControllerTrainConfig
 
 __all__ = ["run_recipe", "load_recipe", "find_recipe", "recipe_root", "model_recipe",
-           "final_controller_config", "Stages"]
+           "final_controller_config", "controller_stage", "final_stages", "Stages",
+           "ContextConfig", "EvaluateConfig"]
 
 
 def recipe_root() -> Path:
@@ -60,6 +62,20 @@ def load_recipe(path: str | Path) -> dict[str, Any]:
     if "name" not in r:
         raise RecipeError(f"{path} has no top-level 'name' (the run folder's name).")
     return r
+
+
+@dataclass
+class ContextConfig:
+    count: int = 64
+    """Real starting frames shipped with the model (first frames of random episodes)."""
+
+
+@dataclass
+class EvaluateConfig:
+    episodes: int = 100
+    """Real episodes scoring the final controller (a measurement: it is final by then)."""
+    seed: int = 10_000
+    """First real seed (episode i uses seed + i), fixed before scoring."""
 
 
 class Stages:
@@ -117,3 +133,48 @@ def final_controller_config(recipe: dict[str, Any]) -> ControllerTrainConfig:
 
     return pick(ControllerTrainConfig, recipe["controller"] | recipe.get("final_controller", {}),
                 seed=recipe.get("seed", 0))
+
+
+def controller_stage(recipe: dict[str, Any], run_dir: Path, model_dir: Path, stages: Stages,
+                     device: torch.device) -> ControllerTrainConfig:
+    """``controller``: CMA-ES in the model's dream with ``[controller]``'s settings (any
+    family: it sees the contract only); returns those settings."""
+    from dream_gym.training.controller import ControllerTrainConfig, train_in_dream
+
+    cfg = pick(ControllerTrainConfig, recipe["controller"], seed=recipe.get("seed", 0))
+    stages.run("controller", lambda: train_in_dream(
+        model_dir, cfg, run_dir / "controller", device, export_dir=model_dir))
+    return cfg
+
+
+def final_stages(recipe: dict[str, Any], run_dir: Path, model_dir: Path, stages: Stages,
+                 device: torch.device) -> None:
+    """``final_controller`` (when the recipe has one) and ``evaluate`` (the real score)."""
+    from dream_gym.training.controller import train_in_dream
+
+    if "final_controller" in recipe:
+        cfg = final_controller_config(recipe)
+        stages.run("final_controller", lambda: train_in_dream(
+            model_dir, cfg, run_dir / "final_controller", device, export_dir=model_dir))
+    if "evaluate" in recipe:
+        stages.run("evaluate", lambda: _evaluate_stage(model_dir, recipe["evaluate"], device))
+
+
+def _evaluate_stage(model_dir: Path, section: dict[str, Any], device: torch.device) -> dict:
+    """Score the dream-trained controller in the real game (a measurement, not training:
+    the controller is final before this runs) and record it in controller.json."""
+    from dream_gym.agents.controller import LinearController
+    from dream_gym.evaluate import evaluate_controller, evaluate_random
+    from dream_gym.zoo import load_model
+
+    model = load_model(model_dir, device)
+    controller, meta = LinearController.load(model_dir / "controller")
+    episodes, seed = int(section.get("episodes", 100)), int(section.get("seed", 10_000))
+    real = evaluate_controller(model, controller, episodes, seed=seed)
+    rand = evaluate_random(model.game, episodes, seed=seed)
+    keep = ("mean", "std", "stderr", "n")
+    meta["real_score"] = {k: real[k] for k in keep} | {"first_seed": seed}
+    meta["random_score"] = {k: rand[k] for k in keep} | {"first_seed": seed}
+    controller.save(model_dir / "controller", {k: v for k, v in meta.items()
+                                               if k not in ("game", "in_dim")})
+    return {"real": meta["real_score"], "random": meta["random_score"]}

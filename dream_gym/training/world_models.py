@@ -18,12 +18,18 @@ import torch
 
 from dream_gym.checkpoint import load_tensors, save_tensors
 from dream_gym.config import pick
-from dream_gym.data import CollectConfig, collect, load_episodes
+from dream_gym.data import CollectConfig, collect, load_episodes, save_contexts
 from dream_gym.games import get_game
 from dream_gym.training.controller import ControllerTrainConfig
 from dream_gym.training.iterate import IterateConfig
 from dream_gym.training.mdnrnn import MDNRNNTrainConfig, SequenceSampler, train_mdnrnn
-from dream_gym.training.recipe import Stages, final_controller_config
+from dream_gym.training.recipe import (
+    ContextConfig,
+    EvaluateConfig,
+    Stages,
+    controller_stage,
+    final_stages,
+)
 from dream_gym.training.vae import VAETrainConfig, encode_episodes, train_vae
 from dream_gym.world_models.mdnrnn import MDNRNNConfig
 from dream_gym.world_models.model import WorldModelsDream
@@ -49,20 +55,6 @@ class MDNRNNRecipe:
 class FeatureChoice:
     features: str = "zh"
     """What C and a latent agent see: "zh" ([z, h]) or "zhc" ([z, h, c])."""
-
-
-@dataclass
-class ContextConfig:
-    count: int = 64
-    """Real starting frames shipped with the model (first frames of random episodes)."""
-
-
-@dataclass
-class EvaluateConfig:
-    episodes: int = 100
-    """Real episodes scoring the final controller (a measurement: it is final by then)."""
-    seed: int = 10_000
-    """First real seed (episode i uses seed + i), fixed before scoring."""
 
 
 RECIPE_SECTIONS: dict[str, tuple[type, ...]] = {
@@ -120,7 +112,8 @@ def run_stages(r: dict[str, Any], run_dir: Path, stages: Stages, device: torch.d
         WorldModelsDream(r["game"], vae, rnn, gamevar_scale,
                          r["mdnrnn"].get("done_mode", "bernoulli"),
                          r.get("controller", {}).get("features", "zh")).save(model_dir)
-        _save_contexts(episodes, model_dir, r.get("context", {}).get("count", 64), seed)
+        save_contexts(episodes, model_dir, pick(ContextConfig, r.get("context", {})).count,
+                      seed)
 
     stages.run("mdnrnn", rnn_stage)
 
@@ -137,11 +130,7 @@ def run_stages(r: dict[str, Any], run_dir: Path, stages: Stages, device: torch.d
         stages.run("off_track", probe_stage)
 
     if "controller" in r:
-        from dream_gym.training.controller import ControllerTrainConfig, train_in_dream
-
-        ctrl_cfg = pick(ControllerTrainConfig, r["controller"], seed=seed)
-        stages.run("controller", lambda: train_in_dream(
-            model_dir, ctrl_cfg, run_dir / "controller", device, export_dir=model_dir))
+        ctrl_cfg = controller_stage(r, run_dir, model_dir, stages, device)
         if "iterate" in r:
             from dream_gym.training.iterate import IterateConfig, run_round
 
@@ -150,35 +139,9 @@ def run_stages(r: dict[str, Any], run_dir: Path, stages: Stages, device: torch.d
             for k in range(1, icfg.rounds + 1):
                 run_round(k, icfg, run_dir, model_dir, random_data, r["mdnrnn"], ctrl_cfg,
                           stages, device)
-        if "final_controller" in r:
-            final_cfg = final_controller_config(r)
-            stages.run("final_controller", lambda: train_in_dream(
-                model_dir, final_cfg, run_dir / "final_controller", device,
-                export_dir=model_dir))
-        if "evaluate" in r:
-            stages.run("evaluate", lambda: _evaluate_stage(model_dir, r["evaluate"], device))
+        final_stages(r, run_dir, model_dir, stages, device)
     return model_dir
 
-
-
-def _evaluate_stage(model_dir: Path, section: dict[str, Any], device: torch.device) -> dict:
-    """Score the dream-trained controller in the real game (a measurement, not training:
-    the controller is final before this runs) and record it in controller.json."""
-    from dream_gym.agents.controller import LinearController
-    from dream_gym.evaluate import evaluate_controller, evaluate_random
-    from dream_gym.zoo import load_model
-
-    model = load_model(model_dir, device)
-    controller, meta = LinearController.load(model_dir / "controller")
-    episodes, seed = int(section.get("episodes", 100)), int(section.get("seed", 10_000))
-    real = evaluate_controller(model, controller, episodes, seed=seed)
-    rand = evaluate_random(model.game, episodes, seed=seed)
-    keep = ("mean", "std", "stderr", "n")
-    meta["real_score"] = {k: real[k] for k in keep} | {"first_seed": seed}
-    meta["random_score"] = {k: rand[k] for k in keep} | {"first_seed": seed}
-    controller.save(model_dir / "controller", {k: v for k, v in meta.items()
-                                               if k not in ("game", "in_dim")})
-    return {"real": meta["real_score"], "random": meta["random_score"]}
 
 
 def _gamevar_scale(gamevars: np.ndarray, how: str) -> float:
@@ -192,17 +155,3 @@ def _gamevar_scale(gamevars: np.ndarray, how: str) -> float:
     if how == "std":
         return float(gamevars.std()) or 1.0  # a constant variable: nothing to scale
     raise ValueError(f"[mdnrnn] gamevar_scale must be 'max' or 'std', got {how!r}")
-
-
-def _save_contexts(episodes, model_dir: Path, count: int, seed: int) -> None:
-    """Ship the first frame of ``count`` real episodes: the dream's starting contexts."""
-    rng = np.random.default_rng(seed)
-    eps = rng.choice(len(episodes.lengths), size=min(count, len(episodes.lengths)),
-                     replace=False)
-    first = episodes.starts[eps]
-    save_tensors(model_dir / "contexts.safetensors", {
-        "frames": torch.from_numpy(np.ascontiguousarray(episodes.frames[first][:, None])),
-        "actions": torch.from_numpy(episodes.actions[:0]).reshape(
-            len(eps), 0, *episodes.actions.shape[1:]),
-        "gamevars": torch.from_numpy(np.ascontiguousarray(episodes.gamevars[first])),
-    })

@@ -10,6 +10,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from dream_gym.hazard import HAZARD_FLOOR, window_hazard
+
 __all__ = ["MDNRNNConfig", "MDNRNN", "MDNOutput", "lstm_gates", "fused_cell_weights",
            "fused_lstm_step", "LOG_SIGMA_RANGE", "TAU_FLOOR", "HAZARD_FLOOR"]
 
@@ -47,8 +49,7 @@ LOG_SIGMA_RANGE = (-7.0, 3.0)
 """Where M's log sigma is clamped (a mixture component never collapses nor explodes)."""
 TAU_FLOOR = 1e-6
 """The smallest temperature sampling divides by (tau = 0 means: the most likely z)."""
-HAZARD_FLOOR = 1e-7
-"""Floor of 1 - q before its window-th root (a certain end stays finite)."""
+
 
 
 @dataclass
@@ -133,10 +134,7 @@ class MDNRNN(nn.Module):
         the chance of ending within ``done_window`` steps, and spread it evenly over the
         window: 1 - (1 - q) ** (1 / window).
         """
-        q = torch.sigmoid(done_logit - math.log(self.cfg.done_weight))
-        if self.cfg.done_window == 1:
-            return q
-        return 1.0 - (1.0 - q).clamp_min(HAZARD_FLOOR) ** (1.0 / self.cfg.done_window)
+        return window_hazard(done_logit, self.cfg.done_weight, self.cfg.done_window)
 
     def sample(self, o: MDNOutput, temperature: float, u: torch.Tensor,
                eps: torch.Tensor, mixture_major: bool = False) -> torch.Tensor:

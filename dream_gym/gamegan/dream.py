@@ -1,0 +1,123 @@
+"""GameGAN behind the :class:`~dream_gym.contract.WorldModel` contract.
+
+A dream's state is the dynamics engine's (h, c), the memory (M, alpha, the last read), the
+current frame and its encoding. Each imagined step draws the noise z from the dream's keyed
+stream, scaled by sqrt(temperature) (the family's randomness knob: 0 gives the mean
+future, 1 the trained noise), renders the next frame and feeds it back through the encoder,
+as GameGAN does. The latent observation is [s, h]: the current frame's encoding and the
+engine's hidden state.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from dream_gym import keyed_random
+from dream_gym.checkpoint import CheckpointError, load_state_dict, save_json, save_tensors
+from dream_gym.contract import State, Transition, model_config
+from dream_gym.gamegan.model import GameGANConfig, GameGANGenerator
+from dream_gym.games import get_game
+
+__all__ = ["GameGANDream", "FAMILY", "to_unit", "to_uint8"]
+
+FAMILY = "gamegan"
+
+
+def to_unit(frames: torch.Tensor) -> torch.Tensor:
+    """uint8 (..., S, S, 3) -> float (..., 3, S, S) in [-1, 1]."""
+    return frames.movedim(-1, -3).float() / 127.5 - 1.0
+
+
+def to_uint8(x: torch.Tensor) -> torch.Tensor:
+    """float (..., 3, S, S) in [-1, 1] -> uint8 (..., S, S, 3)."""
+    return ((x.movedim(-3, -1) + 1.0) * 127.5).round().clamp(0, 255).to(torch.uint8)
+
+
+class GameGANDream(torch.nn.Module):
+    """A trained GameGAN generator as a batched dream."""
+
+    def __init__(self, game: str, net: GameGANGenerator, gamevar_scale: float = 1.0) -> None:
+        super().__init__()
+        self.game, self.spec = game, get_game(game)
+        self.net = net.eval()
+        self.gamevar_scale = gamevar_scale
+        self.feature_dim = net.cfg.memory_dim + net.cfg.hidden
+        self.memory_reads = True
+        """False zeroes the memory's reads (the memory-use check); the dream is then the
+        model without what it remembers."""
+        self.requires_grad_(False)
+
+    @property
+    def device(self) -> torch.device:
+        return self.net.heads.weight.device
+
+    def _a(self, actions: torch.Tensor) -> torch.Tensor:
+        return self.spec.action_features(actions.to(self.device))
+
+    # --- contract ---------------------------------------------------------------------------
+    @torch.no_grad()
+    def initial_state(self, frames: torch.Tensor, actions: torch.Tensor) -> State:
+        x = to_unit(frames.to(self.device))
+        state = self.net.initial(x[:, 0])
+        zero = x.new_zeros(len(x), self.net.cfg.z_dim)
+        for t in range(x.shape[1] - 1):  # warm-up on the true frames, mean noise
+            state, _ = self.net.step(state, self._a(actions[:, t]), zero, self.memory_reads)
+            state["s"] = self.net.encoder(x[:, t + 1])
+        return {**state, "frame": x[:, -1].contiguous()}
+
+    @torch.no_grad()
+    def imagine(self, state: State, actions: torch.Tensor, temperature: float
+                ) -> tuple[State, Transition]:
+        if "key" not in state:
+            raise ValueError("This state has no random stream: pass it through "
+                             "dream_gym.contract.seed_dreams(state, seeds) before imagine().")
+        key, t = state["key"], state["t"]
+        zdim = self.net.cfg.z_dim
+        u_normal, u_done = keyed_random.uniform_streams(key, t, (2 * ((zdim + 1) // 2), 1))
+        z = keyed_random.box_muller(u_normal, zdim).to(self.device) * float(temperature) ** 0.5
+        inner = {k: v for k, v in state.items() if k not in ("key", "t", "frame")}
+        new, out = self.net.step(inner, self._a(actions), z, self.memory_reads)
+        new["s"] = self.net.encoder(out.frame)
+        done = u_done[:, 0].to(self.device) < self.net.hazard(out.done_logit)
+        return ({**new, "frame": out.frame, "key": key, "t": t + 1},
+                Transition(out.reward, done, out.gamevars * self.gamevar_scale))
+
+    @torch.no_grad()
+    def observe(self, state: State, actions: torch.Tensor, frames: torch.Tensor) -> State:
+        inner = {k: v for k, v in state.items() if k not in ("key", "t", "frame")}
+        zero = frames.new_zeros(len(frames), self.net.cfg.z_dim, dtype=torch.float32)
+        new, _ = self.net.step(inner, self._a(actions), zero.to(self.device), self.memory_reads)
+        x = to_unit(frames.to(self.device))
+        new["s"] = self.net.encoder(x)
+        return {**state, **new, "frame": x}
+
+    def features(self, state: State) -> torch.Tensor:
+        return torch.cat([state["s"], state["h"]], -1)
+
+    @torch.no_grad()
+    def render(self, state: State) -> torch.Tensor:
+        return to_uint8(state["frame"])
+
+    # --- checkpoint I/O ---------------------------------------------------------------------
+    def save(self, model_dir: str | Path) -> None:
+        d = Path(model_dir)
+        save_tensors(d / "gamegan.safetensors", self.net.state_dict())
+        save_json(d / "config.json", model_config(FAMILY, self.spec,
+                                                  gamegan=asdict(self.net.cfg),
+                                                  gamevar_scale=self.gamevar_scale))
+
+    @classmethod
+    def from_config(cls, model_dir: str | Path, config: dict[str, Any],
+                    device: str | torch.device = "cpu") -> GameGANDream:
+        d = Path(model_dir)
+        try:
+            net = GameGANGenerator(GameGANConfig(**config["gamegan"]))
+            game, scale = config["game"], float(config.get("gamevar_scale", 1.0))
+        except (KeyError, TypeError) as e:
+            raise CheckpointError(f"{d / 'config.json'} is not a GameGAN config: {e}") from e
+        load_state_dict(net, d / "gamegan.safetensors")
+        return cls(game, net, scale).to(device)

@@ -1,0 +1,277 @@
+"""GameGAN's generator (Kim et al. 2020): dynamics engine, memory module, rendering engine.
+
+One step: the current frame x_t is encoded (C); the dynamics engine, an action-conditioned
+LSTM, takes the action, a noise z and the last memory read; the memory module moves its
+attention over a 2-D grid of cells with a 3x3 kernel predicted from the action (a gate on
+the hidden state decides whether it moves), writes (erase, add) and reads; the rendering
+engine draws a static component from the memory read and a dynamic one from the hidden
+state, each an image and a mask, and mixes them with the masks' softmax. Heads on the
+hidden state predict the reward, the end and the game variables, so that an agent can
+train in the dream.
+
+Sizes are the official VizDoom configuration's scaled to a CPU (hidden 512 -> 256, z 32 ->
+16, memory 21x21 x 512 -> 7x7 x 64, renderer and discriminators narrower); departures are
+listed in the model card.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from dream_gym.hazard import window_hazard
+
+__all__ = ["GameGANConfig", "FrameEncoder", "DynamicsEngine", "Memory", "Renderer",
+           "GameGANGenerator", "StepOut"]
+
+
+@dataclass
+class GameGANConfig:
+    action_dim: int = 3
+    frame_size: int = 64
+    z_dim: int = 16
+    """Noise per step (official 32)."""
+    hidden: int = 256
+    """Dynamics engine's LSTM (official 512)."""
+    memory_grid: int = 7
+    """Memory cells per side (official 21)."""
+    memory_dim: int = 64
+    """Size of a memory cell, of the frame encoding and of each component's input
+    (official 512)."""
+    kernel_temperature: float = 0.1
+    """Softmax temperature of the 3x3 shift kernel (official alpha_T 0.1)."""
+    mirror_actions: list[list[int]] = field(default_factory=list)
+    """Pairs [a, b]: action a's shift kernel is action b's, flipped (official VizDoom: left
+    is flipped right)."""
+    use_memory: bool = True
+    """False: the no-memory variant (one dynamic component from h, as the paper's ablation)."""
+    enc_width: int = 8
+    """Channels of the frame encoder's first conv (doubling per layer)."""
+    render_width: int = 8
+    """Channels of the renderer's last block (doubling towards the coarse end)."""
+    gamevars: int = 1
+    done_weight: float = 1.0
+    """Weight of done=1 targets in the done head's loss (the head's odds are inflated by it)."""
+    done_window: int = 1
+    """The done head predicts "the episode ends within this many steps"."""
+
+
+def _lrelu(x: torch.Tensor) -> torch.Tensor:
+    return F.leaky_relu(x, 0.2)
+
+
+class FrameEncoder(nn.Module):
+    """C: a frame (B, 3, S, S) in [-1, 1] -> its encoding s (B, memory_dim)."""
+
+    def __init__(self, cfg: GameGANConfig) -> None:
+        super().__init__()
+        w = cfg.enc_width
+        self.convs = nn.ModuleList([nn.Conv2d(3, w, 4, 2, 1), nn.Conv2d(w, 2 * w, 4, 2, 1),
+                                    nn.Conv2d(2 * w, 4 * w, 4, 2, 1)])
+        side = cfg.frame_size // 8
+        self.out = nn.Linear(4 * w * side * side, cfg.memory_dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for conv in self.convs:
+            x = _lrelu(conv(x))
+        return self.out(x.flatten(1))
+
+
+class DynamicsEngine(nn.Module):
+    """The action-conditioned LSTM: the input [a, z, m] (embedded, mixed by an MLP) gates the
+    hidden state multiplicatively (v = MLP(W_h h * W_x e)), the frame encoding enters as a
+    bias of the gates (the official ActionLSTM)."""
+
+    def __init__(self, cfg: GameGANConfig) -> None:
+        super().__init__()
+        H, D = cfg.hidden, cfg.memory_dim
+        self.a_in = nn.Linear(cfg.action_dim, H)
+        self.z_in = nn.Linear(cfg.z_dim, H)
+        e = 2 * H + (D if cfg.use_memory else 0)
+        self.mix = nn.Linear(e, e)
+        self.project_x = nn.Linear(e, e)
+        self.project_h = nn.Linear(H, e)
+        self.v1 = nn.Linear(e, e)
+        self.v2 = nn.Linear(e, 4 * H)
+        self.state_bias = nn.Linear(D, 4 * H)
+        self.hidden = H
+        std = 1.0 / math.sqrt(H)
+        for p in (*self.project_x.parameters(), *self.project_h.parameters(),
+                  *self.v1.parameters(), *self.v2.parameters()):
+            nn.init.uniform_(p, -std, std)
+
+    def forward(self, h: torch.Tensor, c: torch.Tensor, s: torch.Tensor, a: torch.Tensor,
+                z: torch.Tensor, read: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        parts = [_lrelu(self.a_in(a)), _lrelu(self.z_in(z))] + ([read] if read is not None else [])
+        e = _lrelu(self.mix(torch.cat(parts, -1)))
+        v = self.v2(_lrelu(self.v1(self.project_h(h) * self.project_x(e)))) + self.state_bias(s)
+        i, f, g, o = v.chunk(4, -1)
+        c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+        return torch.sigmoid(o) * torch.tanh(c), c
+
+
+class Memory(nn.Module):
+    """A grid of cells with a soft position alpha: a 3x3 kernel K(a) shifts alpha, a gate
+    G(h) decides whether the shift happens, then erase-and-add writes at alpha and the read is
+    alpha^T M. Returns the read and, for the dynamic component, the rest of h's projection."""
+
+    def __init__(self, cfg: GameGANConfig) -> None:
+        super().__init__()
+        D = cfg.memory_dim
+        self.cfg = cfg
+        self.cells = cfg.memory_grid ** 2
+        self.kernel = nn.Sequential(nn.Linear(cfg.action_dim, D), nn.LeakyReLU(0.2),
+                                    nn.Linear(D, 9))
+        self.gate = nn.Sequential(nn.Linear(cfg.hidden, D), nn.LeakyReLU(0.2), nn.Linear(D, 1))
+        self.vars = nn.Linear(cfg.hidden, 3 * D)  # erase, add, the dynamic component's input
+        bias = torch.empty(self.cells, D)
+        nn.init.uniform_(bias, -1 / math.sqrt(self.cells + D), 1 / math.sqrt(self.cells + D))
+        self.register_buffer("bias", bias)
+
+    def initial(self, batch: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        """Memory (B, cells, D) and attention (B, cells), one-hot at the grid's centre."""
+        alpha = torch.zeros(batch, self.cells, device=device)
+        alpha[:, self.cells // 2] = 1.0
+        return self.bias.expand(batch, -1, -1).clone(), alpha
+
+    def kernels(self, a: torch.Tensor) -> torch.Tensor:
+        """(B, 9) softmax shift kernels; a mirrored action uses its partner's, flipped."""
+        logits = self.kernel(a)
+        for mirrored, partner in self.cfg.mirror_actions:
+            is_mirrored = a[:, mirrored:mirrored + 1]
+            partner_a = torch.zeros_like(a)
+            partner_a[:, partner] = 1.0
+            flipped = self.kernel(partner_a).view(-1, 3, 3).flip(1, 2).flatten(1)
+            logits = is_mirrored * flipped + (1 - is_mirrored) * logits
+        return F.softmax(logits / self.cfg.kernel_temperature, -1)
+
+    def shift(self, alpha: torch.Tensor, kernels: torch.Tensor) -> torch.Tensor:
+        """alpha convolved with each row's own 3x3 kernel (a grouped convolution)."""
+        B, n = len(alpha), self.cfg.memory_grid
+        out = F.conv2d(alpha.view(1, B, n, n), kernels.view(B, 1, 3, 3), padding=1, groups=B)
+        return out.view(B, -1)
+
+    def forward(self, h: torch.Tensor, a: torch.Tensor, alpha: torch.Tensor, M: torch.Tensor
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(read, dynamic input, alpha, M) after one step."""
+        gate = torch.sigmoid(self.gate(h))
+        alpha = gate * self.shift(alpha, self.kernels(a)) + (1 - gate) * alpha
+        erase, add, dynamic = self.vars(h).chunk(3, -1)
+        w = alpha.unsqueeze(-1)
+        M = M * (1 - w * torch.sigmoid(erase).unsqueeze(1)) + w * add.unsqueeze(1)
+        read = torch.bmm(alpha.unsqueeze(1), M).squeeze(1)
+        return read, dynamic, alpha, M
+
+    def read_at(self, alpha: torch.Tensor, M: torch.Tensor) -> torch.Tensor:
+        return torch.bmm(alpha.unsqueeze(1), M).squeeze(1)
+
+
+class ComponentDecoder(nn.Module):
+    """One component: a vector -> an 8x8 map -> upsampling convs -> an image and a mask logit."""
+
+    def __init__(self, cfg: GameGANConfig) -> None:
+        super().__init__()
+        w = cfg.render_width
+        self.start = nn.Linear(cfg.memory_dim, 4 * w * 8 * 8)
+        ups = max(0, int(math.log2(cfg.frame_size // 8)))
+        chans = [4 * w] + [max(w, 4 * w // 2 ** (i + 1)) for i in range(ups)]
+        self.blocks = nn.ModuleList(nn.Conv2d(chans[i], chans[i + 1], 3, 1, 1)
+                                    for i in range(ups))
+        self.head = nn.Conv2d(chans[-1], 4, 3, 1, 1)
+        self.width = 4 * w
+
+    def forward(self, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x = _lrelu(self.start(v)).view(len(v), self.width, 8, 8)
+        for conv in self.blocks:
+            x = _lrelu(conv(F.interpolate(x, scale_factor=2, mode="nearest")))
+        out = self.head(x)
+        return torch.tanh(out[:, :3]), out[:, 3:]
+
+
+class Renderer(nn.Module):
+    """The rendering engine: components mixed by the softmax of their mask logits."""
+
+    def __init__(self, cfg: GameGANConfig) -> None:
+        super().__init__()
+        self.components = nn.ModuleList(ComponentDecoder(cfg)
+                                        for _ in range(2 if cfg.use_memory else 1))
+
+    def forward(self, inputs: list[torch.Tensor]
+                ) -> tuple[torch.Tensor, list[torch.Tensor], torch.Tensor]:
+        """(frame (B, 3, S, S), component images, masks (B, K, S, S))."""
+        images, logits = zip(*(dec(v) for dec, v in zip(self.components, inputs, strict=True)),
+                             strict=True)
+        if len(images) == 1:
+            return images[0], list(images), torch.ones_like(logits[0])
+        masks = torch.softmax(torch.cat(logits, 1), 1)
+        frame = sum(m.unsqueeze(1) * img for m, img in zip(masks.unbind(1), images, strict=True))
+        return frame, list(images), masks
+
+
+@dataclass
+class StepOut:
+    frame: torch.Tensor  # (B, 3, S, S) in [-1, 1]
+    images: list[torch.Tensor]  # per component
+    masks: torch.Tensor  # (B, K, S, S)
+    reward: torch.Tensor  # (B,)
+    done_logit: torch.Tensor  # (B,)
+    gamevars: torch.Tensor  # (B, G)
+
+
+class GameGANGenerator(nn.Module):
+    """Everything but the discriminators: what a dream runs."""
+
+    def __init__(self, cfg: GameGANConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.encoder = FrameEncoder(cfg)
+        self.engine = DynamicsEngine(cfg)
+        self.memory = Memory(cfg) if cfg.use_memory else None
+        self.to_dynamic = None if cfg.use_memory else nn.Linear(cfg.hidden, cfg.memory_dim)
+        self.renderer = Renderer(cfg)
+        self.heads = nn.Linear(cfg.hidden, 2 + cfg.gamevars)  # reward, done logit, gamevars
+
+    def initial(self, frames: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The state before the first step, given the first frame (B, 3, S, S)."""
+        B, dev = len(frames), frames.device
+        H = self.cfg.hidden
+        state = {"h": frames.new_zeros(B, H), "c": frames.new_zeros(B, H),
+                 "s": self.encoder(frames)}
+        if self.memory is not None:
+            state["M"], state["alpha"] = self.memory.initial(B, dev)
+            state["read"] = frames.new_zeros(B, self.cfg.memory_dim)
+        return state
+
+    def step(self, state: dict[str, torch.Tensor], a: torch.Tensor, z: torch.Tensor,
+             memory_reads: bool = True) -> tuple[dict[str, torch.Tensor], StepOut]:
+        """One step from ``state`` (whose ``s`` encodes the current frame) with one-hot-like
+        action features ``a`` and noise ``z``; the new state's ``s`` is left to the caller
+        (it encodes whichever frame comes next: the real one or the rendered one).
+        ``memory_reads=False`` zeroes what the memory gives the engine and the renderer
+        (the memory-use check)."""
+        read = state.get("read")
+        if read is not None and not memory_reads:
+            read = torch.zeros_like(read)
+        h, c = self.engine(state["h"], state["c"], state["s"], a, z, read)
+        new = {"h": h, "c": c}
+        if self.memory is not None:
+            read, dynamic, alpha, M = self.memory(h, a, state["alpha"], state["M"])
+            new.update(read=read, alpha=alpha, M=M)
+            inputs = [read if memory_reads else torch.zeros_like(read), dynamic]
+        else:
+            inputs = [self.to_dynamic(h)]
+        frame, images, masks = self.renderer(inputs)
+        heads = self.heads(h)
+        return new, StepOut(frame, images, masks, heads[:, 0], heads[:, 1], heads[:, 2:])
+
+    def render_static(self, read: torch.Tensor) -> torch.Tensor:
+        """The static component alone from a memory read (the cycle loss and the pictures)."""
+        return self.renderer.components[0](read)[0]
+
+    def hazard(self, done_logit: torch.Tensor) -> torch.Tensor:
+        """Per-step probability of the end (:func:`dream_gym.hazard.window_hazard`)."""
+        return window_hazard(done_logit, self.cfg.done_weight, self.cfg.done_window)

@@ -1,0 +1,398 @@
+"""Train GameGAN (Kim et al. 2020) on real episodes; its recipe stages (``family = "gamegan"``).
+
+One update: the generator runs a window of ``seq_len`` real frames, seeing the true frames
+for the first K steps (the warm-up, K decaying from ``warmup_start`` to ``warmup_end``) and
+its own detached renders after; the three discriminators take a hinge step on real against
+generated frames, transitions (real ones under shuffled actions count as fake) and windows;
+then the generator takes a step on: the hinge losses, action and z reconstruction by the
+action-conditioned discriminator, feature matching on the single-frame discriminator,
+frame reconstruction, the memory cycle loss (the static component re-rendered from the final
+memory at every earlier attention), L1 on the dynamic masks, and the reward, done and
+game-variable heads. Adam, betas (0, 0.9), as the official code. TensorBoard: losses, the
+warm-up length, held-out open-loop error, and real/dreamed sequence grids.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from dream_gym.checkpoint import load_json, load_tensors, save_tensors
+from dream_gym.config import pick
+from dream_gym.data import CollectConfig, Episodes, collect, load_episodes, save_contexts
+from dream_gym.frame_gan.images import image_grid
+from dream_gym.gamegan.discriminators import DiscriminatorConfig, Discriminators
+from dream_gym.gamegan.dream import GameGANDream, to_uint8, to_unit
+from dream_gym.gamegan.model import GameGANConfig, GameGANGenerator
+from dream_gym.games import get_game
+from dream_gym.training.common import (
+    load_training_state,
+    make_writer,
+    save_training_state,
+    seed_everything,
+)
+from dream_gym.training.controller import ControllerTrainConfig
+from dream_gym.training.recipe import (
+    ContextConfig,
+    EvaluateConfig,
+    controller_stage,
+    final_stages,
+)
+
+__all__ = ["GameGANTrainConfig", "WindowSampler", "train_gamegan", "run_stages",
+           "RECIPE_SECTIONS", "open_loop_error"]
+
+
+@dataclass
+class GameGANTrainConfig:
+    steps: int = 6000
+    """Updates (one discriminator and one generator step each)."""
+    batch_size: int = 8
+    seq_len: int = 16
+    """Frames per training window (official 32)."""
+    warmup_start: int = 8
+    """True frames fed at first (official 16 of 32)."""
+    warmup_end: int = 2
+    """True frames fed at the end of the decay."""
+    warmup_decay_steps: int = 4000
+    lr: float = 1e-4
+    lr_disc: float = 1e-4
+    betas: list[float] = field(default_factory=lambda: [0.0, 0.9])
+    recon_weight: float = 0.05
+    """Frame reconstruction, summed over pixels per sequence (official 0.05: the key knob)."""
+    feature_weight: float = 10.0
+    z_recon_weight: float = 30.0
+    action_recon_weight: float = 1.0
+    cycle_weight: float = 0.05
+    mask_weight: float = 7.5e-5
+    """L1 on the dynamic component's mask (official alpha_loss_multiplier)."""
+    head_weight: float = 1.0
+    """Reward, done and game-variable heads (supervised, on real targets)."""
+    adversarial: bool = True
+    """False trains the generator on the reconstruction and head losses alone."""
+    grad_clip: float = 10.0
+    holdout: float = 0.05
+    """Share of episodes held out for the open-loop error."""
+    eval_every: int = 250
+    checkpoint_every: int = 100
+    seed: int = 0
+
+
+class WindowSampler:
+    """Random windows of ``seq_len`` frames inside single episodes, with the actions between
+    them and the heads' targets. A third of the windows end with their episode, so the rare
+    end is seen about as often as it happens."""
+
+    def __init__(self, episodes: Episodes, game: str, seq_len: int, gamevar_scale: float,
+                 done_window: int, rng: np.random.Generator,
+                 episode_ids: np.ndarray | None = None) -> None:
+        self.ep, self.game = episodes, get_game(game)
+        self.L, self.scale, self.window, self.rng = seq_len, gamevar_scale, done_window, rng
+        ids = np.arange(len(episodes.lengths)) if episode_ids is None else episode_ids
+        self.ids = ids[episodes.lengths[ids] >= seq_len]
+        if not len(self.ids):
+            raise ValueError(f"No episode has {seq_len} frames: collect longer episodes or "
+                             "shorten seq_len.")
+
+    def sample(self, batch: int) -> dict[str, torch.Tensor]:
+        L = self.L
+        e = self.ids[self.rng.integers(len(self.ids), size=batch)]
+        starts, lengths = self.ep.starts[e], self.ep.lengths[e]
+        ends = self.rng.random(batch) < 1 / 3
+        off = np.where(ends, lengths - L,
+                       (self.rng.random(batch) * (lengths - L + 1)).astype(np.int64))
+        t = (starts + off)[:, None] + np.arange(L)
+        last = (starts + lengths - 1)[:, None]
+        return {
+            "frames": torch.from_numpy(self.ep.frames[t]),  # (B, L, S, S, 3) uint8
+            "actions": torch.from_numpy(self.ep.actions[t[:, :-1]]),
+            "reward": torch.from_numpy(self.ep.rewards[t[:, :-1]]),
+            # ends (terminated, not cut) within the window after action t
+            "done": torch.from_numpy((self.ep.dones[last] & (last - t[:, :-1] < self.window))
+                                     .astype(np.float32)),
+            "gamevars": torch.from_numpy(self.ep.gamevars[t[:, 1:]] / self.scale),
+        }
+
+
+def _warmup(cfg: GameGANTrainConfig, step: int) -> int:
+    frac = min(1.0, step / max(1, cfg.warmup_decay_steps))
+    return max(1, round(cfg.warmup_start + (cfg.warmup_end - cfg.warmup_start) * frac))
+
+
+def _unroll(net: GameGANGenerator, b: dict[str, torch.Tensor], warm: int,
+            z: torch.Tensor | None = None) -> dict[str, Any]:
+    """The generator over a window: true frames for the first ``warm`` inputs, its own
+    (detached) renders after. Returns the rendered frames x^_1.. and what the losses need."""
+    x = to_unit(b["frames"])
+    a = net_actions(net, b["actions"])
+    B, L = x.shape[:2]
+    if z is None:
+        z = torch.randn(B, L - 1, net.cfg.z_dim, device=x.device)
+    state = net.initial(x[:, 0])
+    inputs, outs, statics, alphas = [x[:, 0]], [], [], []
+    for t in range(L - 1):
+        state, out = net.step(state, a[:, t], z[:, t])
+        outs.append(out)
+        statics.append(out.images[0])
+        if "alpha" in state:
+            alphas.append(state["alpha"])
+        nxt = x[:, t + 1] if t + 1 < warm else out.frame.detach()
+        state["s"] = net.encoder(nxt)
+        inputs.append(nxt)
+    return {"x": x, "a": a, "z": z, "outs": outs, "inputs": torch.stack(inputs[:-1], 1),
+            "fake": torch.stack([o.frame for o in outs], 1), "statics": statics,
+            "alphas": alphas, "state": state}
+
+
+def net_actions(net: GameGANGenerator, actions: torch.Tensor) -> torch.Tensor:
+    """One-hot (Discrete) or as-is (Box) action features, (B, T, A)."""
+    if actions.dtype in (torch.int64, torch.int32):
+        return F.one_hot(actions.long(), net.cfg.action_dim).float()
+    return actions.float()
+
+
+def _heads_loss(net: GameGANGenerator, outs: list, b: dict[str, torch.Tensor]
+                ) -> tuple[torch.Tensor, dict[str, float]]:
+    reward = torch.stack([o.reward for o in outs], 1)
+    logit = torch.stack([o.done_logit for o in outs], 1)
+    gv = torch.stack([o.gamevars for o in outs], 1)
+    done = b["done"]
+    weight = 1.0 + (net.cfg.done_weight - 1.0) * done
+    r_loss = F.mse_loss(reward, b["reward"])
+    d_loss = F.binary_cross_entropy_with_logits(logit, done, weight=weight)
+    g_loss = F.mse_loss(gv, b["gamevars"]) if gv.shape[-1] else reward.new_zeros(())
+    return r_loss + d_loss + g_loss, {"reward_mse": r_loss.item(), "done_bce": d_loss.item(),
+                                      "gamevars_mse": g_loss.item()}
+
+
+def _hinge_d(real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+    return F.relu(1.0 - real).mean() + F.relu(1.0 + fake).mean()
+
+
+@torch.no_grad()
+def open_loop_error(net: GameGANGenerator, b: dict[str, torch.Tensor], warm: int = 1
+                    ) -> torch.Tensor:
+    """Per-step mean squared pixel error (in [0, 1] units) of the generator fed only its own
+    frames after ``warm`` true ones, at z = 0 (the mean future): (L - 1,)."""
+    was = net.training
+    net.eval()
+    B, L = b["frames"].shape[:2]
+    z = torch.zeros(B, L - 1, net.cfg.z_dim)
+    r = _unroll(net, b, warm, z)
+    net.train(was)
+    return (((r["fake"] - r["x"][:, 1:]) / 2) ** 2).mean((0, 2, 3, 4))
+
+
+def train_gamegan(sampler: WindowSampler, held: WindowSampler | None, net_cfg: GameGANConfig,
+                  d_cfg: DiscriminatorConfig, cfg: GameGANTrainConfig, run_dir: str | Path,
+                  device: torch.device, time_limit: float | None = None) -> GameGANGenerator:
+    """Train for ``cfg.steps`` updates, resuming from ``run_dir/ckpt``; ``time_limit``
+    (seconds) stops early after a checkpoint (a working stretch shorter than the run)."""
+    seed_everything(cfg.seed)
+    run_dir = Path(run_dir)
+    G = GameGANGenerator(net_cfg).to(device)
+    D = Discriminators(d_cfg, net_cfg.action_dim, net_cfg.z_dim, net_cfg.frame_size).to(device)
+    both = torch.nn.ModuleDict({"G": G, "D": D})
+    betas = tuple(cfg.betas)
+    opt = torch.optim.Adam([{"params": G.parameters(), "lr": cfg.lr},
+                            {"params": D.parameters(), "lr": cfg.lr_disc}], betas=betas)
+    progress = load_training_state(run_dir / "ckpt", both, opt) or {"step": 0}
+    held_batch = held.sample(16) if held is not None else None
+    writer = make_writer(run_dir, cfg)
+    t0 = time.time()
+    bar = tqdm(range(progress["step"], cfg.steps), initial=progress["step"], total=cfg.steps,
+               desc="train GameGAN")
+    for step in bar:
+        # each update draws from its own seeds: a resumed run repeats the uninterrupted one
+        sampler.rng = np.random.default_rng((cfg.seed, step))
+        torch.manual_seed(cfg.seed * 1_000_003 + step)
+        warm = _warmup(cfg, step)
+        b = {k: v.to(device) for k, v in sampler.sample(cfg.batch_size).items()}
+        r = _unroll(G, b, warm)
+        x, a, fake = r["x"], r["a"], r["fake"]
+        real_next, prev = x[:, 1:].flatten(0, 1), r["inputs"].flatten(0, 1)
+        a_flat = a.flatten(0, 1)
+        logs: dict[str, float] = {}
+        if cfg.adversarial:  # discriminators' step on detached fakes
+            D.requires_grad_(True)
+            f_detached = fake.detach().flatten(0, 1)
+            d_frame = _hinge_d(D.frame(real_next)[0], D.frame(f_detached)[0])
+            wrong = a_flat[torch.randperm(len(a_flat), device=device)]
+            real_pair, a_logits, _ = D.pair(x[:, :-1].flatten(0, 1), real_next, a_flat)
+            fake_pair = D.pair(prev, f_detached, a_flat)[0]
+            neg_pair = D.pair(x[:, :-1].flatten(0, 1), real_next, wrong)[0]
+            d_pair = _hinge_d(real_pair, torch.cat([fake_pair, neg_pair]))
+            d_action = F.cross_entropy(a_logits, a_flat.argmax(-1)) if G.cfg.action_dim > 1 \
+                else a_logits.new_zeros(())
+            seq_fake = torch.cat([x[:, :1], fake.detach()], 1)
+            d_time = _hinge_d(D.sequence(x), D.sequence(seq_fake))
+            d_loss = d_frame + d_pair + d_time + cfg.action_recon_weight * d_action
+            opt.zero_grad(set_to_none=True)
+            d_loss.backward()
+            torch.nn.utils.clip_grad_norm_(D.parameters(), cfg.grad_clip)
+            opt.step()
+            logs.update(d_frame=d_frame.item(), d_pair=d_pair.item(), d_time=d_time.item(),
+                        d_action=d_action.item())
+        # generator's step
+        D.requires_grad_(False)
+        flat = fake.flatten(0, 1)
+        recon = ((fake - x[:, 1:]).abs().sum() / len(x))
+        g_loss = cfg.recon_weight * recon
+        heads, head_logs = _heads_loss(G, r["outs"], b)
+        g_loss = g_loss + cfg.head_weight * heads
+        logs.update(recon_l1=recon.item() / (fake[0].numel()), **head_logs)
+        if cfg.adversarial:
+            f_logit, f_feat = D.frame(flat)
+            with torch.no_grad():
+                real_feat = D.frame(real_next)[1]
+            p_logit, p_action, p_z = D.pair(prev, flat, a_flat)
+            t_logit = D.sequence(torch.cat([x[:, :1], fake], 1))
+            adv = -f_logit.mean() - p_logit.mean() - t_logit.mean()
+            feat = F.l1_loss(f_feat, real_feat)
+            z_rec = F.mse_loss(p_z, r["z"].flatten(0, 1))
+            a_rec = F.cross_entropy(p_action, a_flat.argmax(-1)) if G.cfg.action_dim > 1 \
+                else p_z.new_zeros(())
+            g_loss = g_loss + adv + cfg.feature_weight * feat + cfg.z_recon_weight * z_rec \
+                + cfg.action_recon_weight * a_rec
+            logs.update(g_adv=adv.item(), g_feat=feat.item(), g_z_recon=z_rec.item(),
+                        g_action_recon=a_rec.item())
+        if r["alphas"] and cfg.cycle_weight > 0:
+            # the static component drawn from the final memory at each earlier attention
+            # must match what was drawn then: what the memory wrote, it keeps
+            M = r["state"]["M"]
+            alphas = torch.cat(r["alphas"])
+            reread = G.render_static(torch.bmm(alphas.unsqueeze(1),
+                                               M.repeat(len(r["alphas"]), 1, 1)).squeeze(1))
+            target = torch.cat(r["statics"]).detach()
+            cycle = (reread - target).abs().sum() / len(x)
+            g_loss = g_loss + cfg.cycle_weight * cycle
+            logs["cycle_l1"] = cycle.item() / target[0].numel() / len(r["alphas"])
+            dyn = torch.stack([o.masks[:, 1] for o in r["outs"]], 1)
+            g_loss = g_loss + cfg.mask_weight * dyn.abs().sum() / len(x)
+            logs["dynamic_mask_mean"] = dyn.mean().item()
+        opt.zero_grad(set_to_none=True)
+        g_loss.backward()
+        torch.nn.utils.clip_grad_norm_(G.parameters(), cfg.grad_clip)
+        opt.step()
+        if step % 10 == 0:
+            for k, v in logs.items():
+                writer.add_scalar(f"losses/{k}", v, step)
+            writer.add_scalar("charts/warm_up", warm, step)
+            bar.set_postfix(recon=f"{logs['recon_l1']:.3f}", done=f"{logs['done_bce']:.3f}")
+        if held_batch is not None and ((step + 1) % cfg.eval_every == 0 or step == 0):
+            err = open_loop_error(G, {k: v.to(device) for k, v in held_batch.items()})
+            for h in (1, 5, 10):
+                if h <= len(err):
+                    writer.add_scalar(f"held_out/open_loop_mse_{h}", err[h - 1].item(), step + 1)
+            _log_grids(writer, G, held_batch, step + 1, device)
+        if (step + 1) % cfg.checkpoint_every == 0 or step + 1 == cfg.steps:
+            save_training_state(run_dir / "ckpt", both, opt, {"step": step + 1})
+            if time_limit is not None and time.time() - t0 > time_limit:
+                break
+    writer.close()
+    return G.eval()
+
+
+@torch.no_grad()
+def _log_grids(writer, G: GameGANGenerator, batch: dict[str, torch.Tensor], step: int,
+               device: torch.device) -> None:
+    """Real and dreamed (open loop after one true frame, z = 0) sequences, 4 of them, and
+    the static and dynamic components with the dynamic mask."""
+    b = {k: v[:4].to(device) for k, v in batch.items()}
+    was = G.training
+    G.eval()
+    r = _unroll(G, b, 1, torch.zeros(4, b["frames"].shape[1] - 1, G.cfg.z_dim, device=device))
+    G.train(was)
+    real = b["frames"][:, 1:].cpu().numpy()
+    dream = to_uint8(r["fake"]).cpu().numpy()
+    rows = np.concatenate([np.stack([real[i], dream[i]]) for i in range(len(real))])
+    cols = rows.shape[1]
+    writer.add_image("sequences/real_then_dreamed", image_grid(rows.reshape(-1, *rows.shape[2:]),
+                     cols=cols), step, dataformats="HWC")
+    if len(r["outs"][0].images) == 2:
+        o = r["outs"][-1]
+        parts = [to_uint8(o.images[0]), to_uint8(o.images[1]),
+                 (o.masks[:, 1:2].movedim(1, -1).repeat(1, 1, 1, 3) * 255).to(torch.uint8),
+                 to_uint8(o.frame)]
+        grid = torch.stack(parts, 1).flatten(0, 1).cpu().numpy()
+        writer.add_image("components/static_dynamic_mask_frame", image_grid(grid, cols=4),
+                         step, dataformats="HWC")
+
+
+@dataclass
+class GameGANRecipe:
+    """What ``[gamegan]`` sets beyond the generator's shape and training."""
+
+    done_mode: str = "bernoulli"
+    """Only "bernoulli" (done sampled from the hazard) is implemented for GameGAN."""
+    gamevar_scale: float | None = None
+    """Game-variable targets are divided by this; None: their largest magnitude (>= 1)."""
+    time_limit_minutes: float | None = None
+    """Stop the training stage after this long (it resumes on the next run)."""
+
+
+RECIPE_SECTIONS: dict[str, tuple[type, ...]] = {
+    "collect": (CollectConfig,),
+    "gamegan": (GameGANConfig, GameGANTrainConfig, GameGANRecipe),
+    "discriminators": (DiscriminatorConfig,),
+    "controller": (ControllerTrainConfig,),
+    "final_controller": (ControllerTrainConfig,),
+    "context": (ContextConfig,),
+    "evaluate": (EvaluateConfig,),
+}
+"""Which dataclasses read each section of a GameGAN recipe (collection, controller, contexts
+and evaluation as in World Models' recipes)."""
+
+
+def run_stages(r: dict[str, Any], run_dir: Path, stages, device: torch.device) -> Path:
+    """Collect (the same stage and data format as World Models'), train, export, then the
+    controller and its evaluation exactly as a World Models recipe runs them."""
+    seed = r.get("seed", 0)
+    data_dir, model_dir = run_dir / "data", run_dir / "model"
+    ccfg = pick(CollectConfig, r["collect"], game=r["game"], seed=seed)
+    stages.run("collect", lambda: {"frames": collect(ccfg, data_dir)})
+    episodes = load_episodes(data_dir)
+    section = r.get("gamegan", {})
+    extra = pick(GameGANRecipe, section)
+    scale = extra.gamevar_scale or (float(max(1.0, np.abs(episodes.gamevars).max()))
+                                    if episodes.gamevars.size else 1.0)
+    game = get_game(r["game"])
+    net_cfg = pick(GameGANConfig, section, action_dim=game.action_dim,
+                   gamevars=episodes.gamevars.shape[1])
+    tcfg = pick(GameGANTrainConfig, section, seed=seed)
+    d_cfg = pick(DiscriminatorConfig, r.get("discriminators", {}))
+    final = run_dir / "gamegan" / "final.safetensors"
+
+    def train_stage():
+        held = np.random.default_rng(seed).random(len(episodes.lengths)) < tcfg.holdout
+        rng = np.random.default_rng(seed)
+        train = WindowSampler(episodes, game.name, tcfg.seq_len, scale, net_cfg.done_window,
+                              rng, np.flatnonzero(~held))
+        test = WindowSampler(episodes, game.name, tcfg.seq_len, scale, net_cfg.done_window,
+                             np.random.default_rng(seed + 1), np.flatnonzero(held)) \
+            if held.any() else None
+        limit = extra.time_limit_minutes * 60 if extra.time_limit_minutes else None
+        net = train_gamegan(train, test, net_cfg, d_cfg, tcfg, run_dir / "gamegan", device,
+                            limit)
+        if load_json(run_dir / "gamegan" / "ckpt" / "progress.json")["step"] < tcfg.steps:
+            raise SystemExit(f"[recipe] gamegan: stopped at the time limit; run the same "
+                             f"command again to resume from {run_dir / 'gamegan' / 'ckpt'}.")
+        save_tensors(final, net.state_dict())
+        return {"steps": tcfg.steps}
+
+    stages.run("gamegan", train_stage)
+    net = GameGANGenerator(net_cfg)
+    net.load_state_dict(load_tensors(final))
+    GameGANDream(game.name, net, scale).save(model_dir)
+    save_contexts(episodes, model_dir, pick(ContextConfig, r.get("context", {})).count, seed)
+    if "controller" in r:
+        controller_stage(r, run_dir, model_dir, stages, device)
+        final_stages(r, run_dir, model_dir, stages, device)
+    return model_dir
