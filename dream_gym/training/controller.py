@@ -25,12 +25,12 @@ not the default either: in the CarRacing dream it gave a slower driver (model ca
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
 from functools import partial
 from pathlib import Path
 
-import cma
 import numpy as np
 import torch
 from tqdm import tqdm
@@ -44,6 +44,10 @@ from dream_gym.rollout import StopRule, state_returns
 from dream_gym.training.common import make_writer, seed_everything
 from dream_gym.training.off_track import OffTrackProbe, OffTrackStop
 from dream_gym.zoo import load_contexts, load_model
+
+with warnings.catch_warnings():  # cma warns that matplotlib (for cma.plot) is missing
+    warnings.simplefilter("ignore", UserWarning)
+    import cma
 
 __all__ = ["ControllerTrainConfig", "Whitening", "train_in_dream", "dream_score",
            "starting_states", "with_rollout_cap"]
