@@ -18,6 +18,7 @@ import math
 import numpy as np
 from numba import njit
 
+from dream_gym.hazard import hazard_ufunc
 from dream_gym.keyed_random import uniform_at
 from dream_gym.world_models.mdnrnn import LOG_SIGMA_RANGE, TAU_FLOOR
 
@@ -97,12 +98,18 @@ def _next_latent(heads: np.ndarray, z_dim: int, gaussians: int, key: int, counte
 def dream_step(z: np.ndarray, a: np.ndarray, h: np.ndarray, c: np.ndarray,
                w_cell: np.ndarray, b_cell: np.ndarray, w_heads: np.ndarray,
                b_heads: np.ndarray, gaussians: int, key: int, counter: int,
-               temperature: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """One dream step: (z, h, c) next and the extra heads' outputs (reward, done logit,
-    game variables). Done is drawn by the caller with :meth:`MDNRNN.hazard`, the batched
-    step's own function, so the two cannot disagree on it."""
+               temperature: float, done_threshold: bool, log_done_weight: float,
+               done_window: int
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, bool]:
+    """One dream step: (z, h, c) next, the extra heads' outputs (reward, done logit, game
+    variables) and done: stream 2's float32 uniform below the batched step's own hazard
+    (:func:`dream_gym.hazard.hazard_ufunc`), or the logit's sign when ``done_threshold``."""
     h, c = _lstm(z, a, h, c, w_cell, b_cell)
     heads = b_heads.copy()
     _affine(heads, h, w_heads, 0)
     z_next = _next_latent(heads, z.shape[0], gaussians, key, counter, temperature)
-    return z_next, h, c, heads[3 * z.shape[0] * gaussians:]
+    extra = heads[3 * z.shape[0] * gaussians:]
+    if done_threshold:
+        return z_next, h, c, extra, extra[1] > 0.0
+    q = hazard_ufunc(extra[1], log_done_weight, done_window)
+    return z_next, h, c, extra, np.float32(uniform_at(key, counter, 2, 0)) < q

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict
 from pathlib import Path
 
@@ -134,15 +135,11 @@ class WorldModelsDream(torch.nn.Module):
         costs microseconds, a tenth of the step in all."""
         cfg = self.rnn.cfg
         t, key = state["t"].item(), state["key"].item()
-        z, h, c, extra = lone_step.dream_step(
+        z, h, c, extra, done = lone_step.dream_step(
             state["z"].numpy()[0], self._actions(actions.numpy())[0], state["h"].numpy()[0],
             state["c"].numpy()[0], *self._lone_weights(), cfg.gaussians, key, t,
-            float(temperature))
-        if self.done_mode == "threshold":
-            done = bool(extra[1] > 0.0)
-        else:  # the batched step's float32 uniform (stream 2) and hazard function
-            u = torch.tensor(np.float32(keyed_random.uniform_at(key, t, 2, 0)))
-            done = bool(u < self.rnn.hazard(torch.from_numpy(extra[1:2]))[0])
+            float(temperature), self.done_mode == "threshold", math.log(cfg.done_weight),
+            cfg.done_window)
         state = {"z": torch.from_numpy(z[None]), "h": torch.from_numpy(h[None]),
                  "c": torch.from_numpy(c[None]), "key": state["key"],
                  "t": torch.tensor([t + 1])}
