@@ -72,17 +72,19 @@ def _read(folder: Path) -> dict[str, Any]:
         return json.load(f)
 
 
-def register_dream(model: str | Path, id: str | None = None, **kwargs: Any) -> str:
+def register_dream(model: str | Path, id: str | None = None,
+                   config: dict[str, Any] | None = None, **kwargs: Any) -> str:
     """Register a model folder (or zoo name) as a Gymnasium id; returns the id.
 
     The id is ``id``, else the config's ``dream.id``, else ``Dream-<game>-v0``;
     ``max_episode_steps`` and ``reward_threshold`` come from the config's ``dream`` block,
     or from the game's facts. An id registered before is replaced (a retrained model).
+    ``config``: the folder's parsed config.json, when the caller has read it already.
     """
     from dream_gym.families import get_family
 
     folder = locate(model)
-    config = _read(folder)
+    config = _read(folder) if config is None else config
     family = get_family(config.get("family"))
     if family.model is None:
         raise ValueError(f"{folder} is a {family.name} model, which makes no dream. "
@@ -105,7 +107,8 @@ def register_zoo() -> dict[str, dict[str, Any]]:
     ``$DREAM_GYM_MODELS``; returns id -> the kwargs it makes its env with."""
     ids = {}
     for folder in model_folders(zoo_root()) + model_folders(user_zoo()):
-        if "dream" in _read(folder):
-            env_id = register_dream(folder)
+        config = _read(folder)
+        if "dream" in config:
+            env_id = register_dream(folder, config=config)
             ids[env_id] = dict(registry[env_id].kwargs)
     return ids

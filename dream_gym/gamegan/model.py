@@ -143,9 +143,9 @@ class Memory(nn.Module):
         logits = self.kernel(a)
         for mirrored, partner in self.cfg.mirror_actions:
             is_mirrored = a[:, mirrored:mirrored + 1]
-            partner_a = torch.zeros_like(a)
-            partner_a[:, partner] = 1.0
-            flipped = self.kernel(partner_a).view(-1, 3, 3).flip(1, 2).flatten(1)
+            partner_a = a.new_zeros(1, a.shape[1])
+            partner_a[0, partner] = 1.0  # one row: the partner's kernel is the same for all
+            flipped = self.kernel(partner_a).view(1, 3, 3).flip(1, 2).flatten(1)
             logits = is_mirrored * flipped + (1 - is_mirrored) * logits
         return F.softmax(logits / self.cfg.kernel_temperature, -1)
 

@@ -112,7 +112,8 @@ class WindowSampler:
         last = (starts + lengths - 1)[:, None]
         return {
             "frames": torch.from_numpy(self.ep.frames[t]),  # (B, L, S, S, 3) uint8
-            "actions": torch.from_numpy(self.ep.actions[t[:, :-1]]),
+            # the model's action features (the game's one-hot or Box values), (B, L - 1, A)
+            "actions": torch.from_numpy(self.game.action_features(self.ep.actions[t[:, :-1]])),
             "reward": torch.from_numpy(self.ep.rewards[t[:, :-1]]),
             # ends (terminated, not cut) within the window after action t
             "done": torch.from_numpy((self.ep.dones[last] & (last - t[:, :-1] < self.window))
@@ -131,7 +132,7 @@ def _unroll(net: GameGANGenerator, b: dict[str, torch.Tensor], warm: int,
     """The generator over a window: true frames for the first ``warm`` inputs, its own
     (detached) renders after. Returns the rendered frames x^_1.. and what the losses need."""
     x = to_unit(b["frames"])
-    a = net_actions(net, b["actions"])
+    a = b["actions"]
     B, L = x.shape[:2]
     if z is None:
         z = torch.randn(B, L - 1, net.cfg.z_dim, device=x.device)
@@ -149,13 +150,6 @@ def _unroll(net: GameGANGenerator, b: dict[str, torch.Tensor], warm: int,
     return {"x": x, "a": a, "z": z, "outs": outs, "inputs": torch.stack(inputs[:-1], 1),
             "fake": torch.stack([o.frame for o in outs], 1), "statics": statics,
             "alphas": alphas, "state": state}
-
-
-def net_actions(net: GameGANGenerator, actions: torch.Tensor) -> torch.Tensor:
-    """One-hot (Discrete) or as-is (Box) action features, (B, T, A)."""
-    if actions.dtype in (torch.int64, torch.int32):
-        return F.one_hot(actions.long(), net.cfg.action_dim).float()
-    return actions.float()
 
 
 def _heads_loss(net: GameGANGenerator, outs: list, b: dict[str, torch.Tensor]
