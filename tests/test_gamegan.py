@@ -11,6 +11,7 @@ from dream_gym.contract import seed_dreams
 from dream_gym.data import CollectConfig, collect, load_episodes
 from dream_gym.gamegan.discriminators import DiscriminatorConfig
 from dream_gym.gamegan.dream import GameGANDream
+from dream_gym.gamegan.heads import EpisodeHeads, EpisodeHeadsConfig, train_heads
 from dream_gym.gamegan.model import GameGANConfig, GameGANGenerator, Memory
 from dream_gym.gamegan.training import (
     GameGANTrainConfig,
@@ -45,9 +46,14 @@ def test_the_shift_kernel_moves_attention_and_a_mirrored_action_moves_it_back():
     torch.testing.assert_close(back, alpha)
 
 
-def _tiny_dream(seed: int = 0) -> GameGANDream:
+def _tiny_dream(seed: int = 0, heads: bool = False) -> GameGANDream:
+    """A tiny untrained dream; ``heads``: with episode heads (reward, done, game variables
+    from a GRU over the episode) instead of the generator's own."""
     torch.manual_seed(seed)
-    return GameGANDream("TakeCover", GameGANGenerator(GameGANConfig(**TINY)), 100.0)
+    cfg = GameGANConfig(**TINY)
+    episode_heads = EpisodeHeads(cfg.memory_dim + cfg.hidden + cfg.action_dim, cfg.gamevars,
+                                 EpisodeHeadsConfig(hidden=8)) if heads else None
+    return GameGANDream("TakeCover", GameGANGenerator(cfg), 100.0, episode_heads)
 
 
 def _contexts(n: int = 4) -> dict[str, np.ndarray]:
@@ -56,25 +62,46 @@ def _contexts(n: int = 4) -> dict[str, np.ndarray]:
             "actions": np.zeros((n, 0), np.int64), "gamevars": np.full((n, 1), 100.0, np.float32)}
 
 
-def test_a_gamegan_dream_is_a_checked_gymnasium_env_with_the_real_spaces():
+@pytest.mark.parametrize("heads", [False, True], ids=["generator_heads", "episode_heads"])
+def test_a_gamegan_dream_is_a_checked_gymnasium_env_with_the_real_spaces(heads):
     from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
     from dream_gym.envs.dream_env import DreamEnv
     from dream_gym.games import get_game
 
     for obs_type in ("pixels", "latent"):
-        env = DreamEnv(_tiny_dream(), obs_type=obs_type, contexts=_contexts())
+        env = DreamEnv(_tiny_dream(heads=heads), obs_type=obs_type, contexts=_contexts())
         check_env(env, skip_render_check=False)
         sb3_check_env(env, warn=False)
-    env = DreamEnv(_tiny_dream(), contexts=_contexts())
+    env = DreamEnv(_tiny_dream(heads=heads), contexts=_contexts())
     assert (env.observation_space, env.action_space) == get_game("TakeCover").real_spaces()
 
 
-def test_a_gamegan_dream_is_the_same_alone_and_in_a_batch():
+def test_a_saved_dream_with_episode_heads_loads_as_the_same_dream(tmp_path):
+    from dream_gym.zoo import load_model
+
+    dream = _tiny_dream(heads=True)
+    dream.save(tmp_path)
+    again = load_model(tmp_path)
+    frames = torch.from_numpy(_contexts()["frames"])
+
+    def roll(d) -> torch.Tensor:
+        s = seed_dreams(d.initial_state(frames, torch.zeros(4, 0, dtype=torch.long)),
+                        torch.arange(4))
+        for t in range(6):
+            s, _ = d.imagine(s, torch.full((4,), t % 3), 1.0)
+        return d.features(s)
+
+    assert again.feature_dim == dream.feature_dim == 16 + 32 + 8
+    torch.testing.assert_close(roll(again), roll(dream))
+
+
+@pytest.mark.parametrize("heads", [False, True], ids=["generator_heads", "episode_heads"])
+def test_a_gamegan_dream_is_the_same_alone_and_in_a_batch(heads):
     from dream_gym.envs.dream_env import DreamEnv
     from dream_gym.envs.vector import DreamVectorEnv
 
-    dream = _tiny_dream()
+    dream = _tiny_dream(heads=heads)
     venv = DreamVectorEnv(3, dream, obs_type="latent", contexts=_contexts())
     obs, _ = venv.reset(seed=7)
     batched = [obs]
@@ -117,17 +144,26 @@ def takecover_episodes(tmp_path_factory):
     return load_episodes(d)
 
 
+def _scalars(run_dir) -> dict[str, list[float]]:
+    """Every scalar series a run wrote to TensorBoard, read back from its event file."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(run_dir)).Reload()
+    return {tag: [e.value for e in acc.Scalars(tag)] for tag in acc.Tags()["scalars"]}
+
+
 @pytest.mark.slow
 def test_a_short_training_on_real_frames_lowers_the_frame_error_and_resumes(
         takecover_episodes, tmp_path):
-    """A hundred updates of a tiny GameGAN (adversarial losses on) on real TakeCover frames:
-    the held-out open-loop frame error falls by half; a run stopped and resumed from its
-    checkpoint ends where the uninterrupted one does, bit for bit."""
+    """Three hundred updates of a tiny GameGAN (adversarial losses on) on real TakeCover
+    frames: the logged reconstruction, reward and discriminator losses fall, the held-out
+    open-loop frame error falls by half; a run stopped and resumed from its checkpoint ends
+    where the uninterrupted one does, bit for bit."""
     eps = takecover_episodes
     ids = np.arange(len(eps.lengths))
     net_cfg = GameGANConfig(**TINY)
     d_cfg = DiscriminatorConfig(width=4, temporal_width=4)
-    tcfg = GameGANTrainConfig(steps=120, batch_size=4, seq_len=6, warmup_start=3,
+    tcfg = GameGANTrainConfig(steps=300, batch_size=4, seq_len=6, warmup_start=3,
                               warmup_end=2, warmup_decay_steps=100, lr=2e-3, lr_disc=1e-3,
                               eval_every=1000, checkpoint_every=20, holdout=0.0)
 
@@ -142,6 +178,14 @@ def test_a_short_training_on_real_frames_lowers_the_frame_error_and_resumes(
                         torch.device("cpu"))
     after = open_loop_error(net, held, warm=1)
     assert after[:3].mean() < 0.5 * before[:3].mean(), (before, after)
+    logged = _scalars(tmp_path / "a")
+    first, last = ({k: np.mean(v[sl]) for k, v in logged.items()}  # logged every 10 updates
+                   for sl in (slice(0, 5), slice(-5, None)))
+    for name in ("losses/recon_l1", "losses/reward_mse"):
+        assert last[name] < 0.5 * first[name], (name, logged[name])
+    # the discriminators learn to tell real from generated (hinge losses start at 2 each)
+    d = ("losses/d_frame", "losses/d_pair", "losses/d_time")
+    assert sum(last[k] for k in d) < 0.85 * sum(first[k] for k in d), {k: logged[k] for k in d}
     # resume: 20 updates, stop, 20 more from the checkpoint == 40 straight
     short = GameGANTrainConfig(**{**tcfg.__dict__, "steps": 40})
     straight = train_gamegan(sampler(ids[:-2], 0), None, net_cfg, d_cfg, short,
@@ -154,3 +198,25 @@ def test_a_short_training_on_real_frames_lowers_the_frame_error_and_resumes(
     for (k, v), w in zip(straight.state_dict().items(), resumed.state_dict().values(),
                          strict=True):
         torch.testing.assert_close(v, w, msg=k)
+
+
+@pytest.mark.slow
+def test_episode_heads_learn_reward_and_the_end_from_whole_real_episodes(takecover_episodes,
+                                                                         tmp_path):
+    """The episode heads, fitted on a frozen tiny generator's teacher-forced inputs of whole
+    real episodes, learn the reward and move their done loss below its start."""
+    from torch.utils.tensorboard import SummaryWriter
+
+    eps = takecover_episodes
+    torch.manual_seed(0)
+    net = GameGANGenerator(GameGANConfig(**TINY))
+    cfg = EpisodeHeadsConfig(hidden=16, steps=80, batch_size=6, done_window=10)
+    writer = SummaryWriter(str(tmp_path))
+    heads, report = train_heads(net, eps, "TakeCover", np.arange(10), np.arange(10, 12),
+                                100.0, cfg, writer)
+    writer.close()
+    logged = _scalars(tmp_path)
+    reward, done = logged["heads/reward_mse"], logged["heads/done_bce"]
+    assert np.mean(reward[-3:]) < 0.1 * reward[0], reward
+    assert np.mean(done[-3:]) < 0.8 * done[0], done
+    assert set(report) >= {"done_bce", "done_bce_base_rate", "done_bce_generator_head"}

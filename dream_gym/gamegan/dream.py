@@ -5,14 +5,15 @@ current frame and its encoding. Each imagined step draws the noise z from the dr
 stream, scaled by sqrt(temperature) (the family's randomness knob: 0 gives the mean
 future, 1 the trained noise), renders the next frame and feeds it back through the encoder,
 as GameGAN does. The latent observation is [s, h]: the current frame's encoding and the
-engine's hidden state.
+engine's hidden state; with episode heads (:mod:`dream_gym.gamegan.heads`, which then give
+reward, done and the game variables) their memory g is appended: [s, h, g].
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -21,6 +22,9 @@ from dream_gym.checkpoint import CheckpointError, load_state_dict, save_json, sa
 from dream_gym.contract import State, Transition, model_config
 from dream_gym.gamegan.model import GameGANConfig, GameGANGenerator
 from dream_gym.games import get_game
+
+if TYPE_CHECKING:
+    from dream_gym.gamegan.heads import EpisodeHeads
 
 __all__ = ["GameGANDream", "FAMILY", "to_unit", "to_uint8"]
 
@@ -40,12 +44,15 @@ def to_uint8(x: torch.Tensor) -> torch.Tensor:
 class GameGANDream(torch.nn.Module):
     """A trained GameGAN generator as a batched dream."""
 
-    def __init__(self, game: str, net: GameGANGenerator, gamevar_scale: float = 1.0) -> None:
+    def __init__(self, game: str, net: GameGANGenerator, gamevar_scale: float = 1.0,
+                 heads: EpisodeHeads | None = None) -> None:
         super().__init__()
         self.game, self.spec = game, get_game(game)
         self.net = net.eval()
+        self.heads = heads.eval() if heads is not None else None
         self.gamevar_scale = gamevar_scale
-        self.feature_dim = net.cfg.memory_dim + net.cfg.hidden
+        self.feature_dim = net.cfg.memory_dim + net.cfg.hidden \
+            + (heads.cfg.hidden if heads is not None else 0)
         self.memory_reads = True
         """False zeroes the memory's reads (the memory-use check); the dream is then the
         model without what it remembers."""
@@ -58,14 +65,31 @@ class GameGANDream(torch.nn.Module):
     def _a(self, actions: torch.Tensor) -> torch.Tensor:
         return self.spec.action_features(actions.to(self.device))
 
+    def _step(self, state: State, a: torch.Tensor, z: torch.Tensor
+              ) -> tuple[State, tuple[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]:
+        """The generator's step from ``state``'s model part, then the heads: (new model
+        state without the next ``s``, (reward, done logit, game variables), frame)."""
+        inner = {k: v for k, v in state.items() if k not in ("key", "t", "frame", "g")}
+        new, out = self.net.step(inner, a, z, self.memory_reads)
+        if self.heads is None:
+            return new, (out.reward, out.done_logit, out.gamevars), out.frame
+        r, logit, gv, new["g"] = self.heads.step(torch.cat([inner["s"], new["h"], a], -1),
+                                                 state["g"])
+        return new, (r, logit, gv), out.frame
+
+    def _hazard(self, done_logit: torch.Tensor) -> torch.Tensor:
+        return (self.heads or self.net).hazard(done_logit)
+
     # --- contract ---------------------------------------------------------------------------
     @torch.no_grad()
     def initial_state(self, frames: torch.Tensor, actions: torch.Tensor) -> State:
         x = to_unit(frames.to(self.device))
         state = self.net.initial(x[:, 0])
+        if self.heads is not None:
+            state["g"] = x.new_zeros(len(x), self.heads.cfg.hidden)
         zero = x.new_zeros(len(x), self.net.cfg.z_dim)
         for t in range(x.shape[1] - 1):  # warm-up on the true frames, mean noise
-            state, _ = self.net.step(state, self._a(actions[:, t]), zero, self.memory_reads)
+            state, _, _ = self._step(state, self._a(actions[:, t]), zero)
             state["s"] = self.net.encoder(x[:, t + 1])
         return {**state, "frame": x[:, -1].contiguous()}
 
@@ -79,24 +103,23 @@ class GameGANDream(torch.nn.Module):
         zdim = self.net.cfg.z_dim
         u_normal, u_done = keyed_random.uniform_streams(key, t, (2 * ((zdim + 1) // 2), 1))
         z = keyed_random.box_muller(u_normal, zdim).to(self.device) * float(temperature) ** 0.5
-        inner = {k: v for k, v in state.items() if k not in ("key", "t", "frame")}
-        new, out = self.net.step(inner, self._a(actions), z, self.memory_reads)
-        new["s"] = self.net.encoder(out.frame)
-        done = u_done[:, 0].to(self.device) < self.net.hazard(out.done_logit)
-        return ({**new, "frame": out.frame, "key": key, "t": t + 1},
-                Transition(out.reward, done, out.gamevars * self.gamevar_scale))
+        new, (reward, logit, gamevars), frame = self._step(state, self._a(actions), z)
+        new["s"] = self.net.encoder(frame)
+        done = u_done[:, 0].to(self.device) < self._hazard(logit)
+        return ({**new, "frame": frame, "key": key, "t": t + 1},
+                Transition(reward, done, gamevars * self.gamevar_scale))
 
     @torch.no_grad()
     def observe(self, state: State, actions: torch.Tensor, frames: torch.Tensor) -> State:
-        inner = {k: v for k, v in state.items() if k not in ("key", "t", "frame")}
-        zero = frames.new_zeros(len(frames), self.net.cfg.z_dim, dtype=torch.float32)
-        new, _ = self.net.step(inner, self._a(actions), zero.to(self.device), self.memory_reads)
+        zero = torch.zeros(len(frames), self.net.cfg.z_dim, device=self.device)
+        new, _, _ = self._step(state, self._a(actions), zero)
         x = to_unit(frames.to(self.device))
         new["s"] = self.net.encoder(x)
         return {**state, **new, "frame": x}
 
     def features(self, state: State) -> torch.Tensor:
-        return torch.cat([state["s"], state["h"]], -1)
+        parts = [state["s"], state["h"]] + ([state["g"]] if self.heads is not None else [])
+        return torch.cat(parts, -1)
 
     @torch.no_grad()
     def render(self, state: State) -> torch.Tensor:
@@ -106,18 +129,30 @@ class GameGANDream(torch.nn.Module):
     def save(self, model_dir: str | Path) -> None:
         d = Path(model_dir)
         save_tensors(d / "gamegan.safetensors", self.net.state_dict())
+        extra: dict[str, Any] = {}
+        if self.heads is not None:
+            save_tensors(d / "heads.safetensors", self.heads.state_dict())
+            extra["episode_heads"] = asdict(self.heads.cfg)
+            extra["episode_heads_inputs"] = self.heads.gru.input_size
         save_json(d / "config.json", model_config(FAMILY, self.spec,
                                                   gamegan=asdict(self.net.cfg),
-                                                  gamevar_scale=self.gamevar_scale))
+                                                  gamevar_scale=self.gamevar_scale, **extra))
 
     @classmethod
     def from_config(cls, model_dir: str | Path, config: dict[str, Any],
                     device: str | torch.device = "cpu") -> GameGANDream:
+        from dream_gym.gamegan.heads import EpisodeHeads, EpisodeHeadsConfig
+
         d = Path(model_dir)
         try:
             net = GameGANGenerator(GameGANConfig(**config["gamegan"]))
             game, scale = config["game"], float(config.get("gamevar_scale", 1.0))
+            heads = EpisodeHeads(int(config["episode_heads_inputs"]), net.cfg.gamevars,
+                                 EpisodeHeadsConfig(**config["episode_heads"])) \
+                if "episode_heads" in config else None
         except (KeyError, TypeError) as e:
             raise CheckpointError(f"{d / 'config.json'} is not a GameGAN config: {e}") from e
         load_state_dict(net, d / "gamegan.safetensors")
-        return cls(game, net, scale).to(device)
+        if heads is not None:
+            load_state_dict(heads, d / "heads.safetensors")
+        return cls(game, net, scale, heads).to(device)

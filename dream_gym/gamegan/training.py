@@ -30,6 +30,7 @@ from dream_gym.data import CollectConfig, Episodes, collect, load_episodes, save
 from dream_gym.frame_gan.images import image_grid
 from dream_gym.gamegan.discriminators import DiscriminatorConfig, Discriminators
 from dream_gym.gamegan.dream import GameGANDream, to_uint8, to_unit
+from dream_gym.gamegan.heads import EpisodeHeads, EpisodeHeadsConfig, train_heads
 from dream_gym.gamegan.model import GameGANConfig, GameGANGenerator
 from dream_gym.games import get_game
 from dream_gym.training.common import (
@@ -336,6 +337,7 @@ RECIPE_SECTIONS: dict[str, tuple[type, ...]] = {
     "collect": (CollectConfig,),
     "gamegan": (GameGANConfig, GameGANTrainConfig, GameGANRecipe),
     "discriminators": (DiscriminatorConfig,),
+    "heads": (EpisodeHeadsConfig,),
     "controller": (ControllerTrainConfig,),
     "final_controller": (ControllerTrainConfig,),
     "context": (ContextConfig,),
@@ -363,9 +365,9 @@ def run_stages(r: dict[str, Any], run_dir: Path, stages, device: torch.device) -
     tcfg = pick(GameGANTrainConfig, section, seed=seed)
     d_cfg = pick(DiscriminatorConfig, r.get("discriminators", {}))
     final = run_dir / "gamegan" / "final.safetensors"
+    held = np.random.default_rng(seed).random(len(episodes.lengths)) < tcfg.holdout
 
     def train_stage():
-        held = np.random.default_rng(seed).random(len(episodes.lengths)) < tcfg.holdout
         rng = np.random.default_rng(seed)
         train = WindowSampler(episodes, game.name, tcfg.seq_len, scale, net_cfg.done_window,
                               rng, np.flatnonzero(~held))
@@ -384,7 +386,23 @@ def run_stages(r: dict[str, Any], run_dir: Path, stages, device: torch.device) -
     stages.run("gamegan", train_stage)
     net = GameGANGenerator(net_cfg)
     net.load_state_dict(load_tensors(final))
-    GameGANDream(game.name, net, scale).save(model_dir)
+    heads = None
+    if "heads" in r:  # reward, done and game variables from whole episodes (heads.py)
+        hcfg = pick(EpisodeHeadsConfig, r["heads"], seed=seed)
+        heads_file = run_dir / "gamegan" / "heads.safetensors"
+
+        def heads_stage():
+            writer = make_writer(run_dir / "heads", hcfg)
+            fitted, report = train_heads(net, episodes, game.name, np.flatnonzero(~held),
+                                         np.flatnonzero(held), scale, hcfg, writer)
+            writer.close()
+            save_tensors(heads_file, fitted.state_dict())
+            return {"held_out": report, "inputs": fitted.gru.input_size}
+
+        stages.run("heads", heads_stage)
+        heads = EpisodeHeads(stages.done["heads"]["inputs"], net_cfg.gamevars, hcfg)
+        heads.load_state_dict(load_tensors(heads_file))
+    GameGANDream(game.name, net, scale, heads).save(model_dir)
     save_contexts(episodes, model_dir, pick(ContextConfig, r.get("context", {})).count, seed)
     if "controller" in r:
         controller_stage(r, run_dir, model_dir, stages, device)
