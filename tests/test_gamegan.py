@@ -165,7 +165,8 @@ def test_a_short_training_on_real_frames_lowers_the_frame_error_and_resumes(
     d_cfg = DiscriminatorConfig(width=4, temporal_width=4)
     tcfg = GameGANTrainConfig(steps=300, batch_size=4, seq_len=6, warmup_start=3,
                               warmup_end=2, warmup_decay_steps=100, lr=2e-3, lr_disc=1e-3,
-                              eval_every=1000, checkpoint_every=20, holdout=0.0)
+                              eval_every=1000, checkpoint_every=20, holdout=0.0,
+                              autoencoder_steps=20, autoencoder_batch=16)
 
     def sampler(rows, seed):
         return WindowSampler(eps, "TakeCover", tcfg.seq_len, 100.0, net_cfg.done_window,
