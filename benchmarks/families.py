@@ -3,7 +3,7 @@
     python benchmarks/families.py --models takecover takecover_gamegan --episodes 32
 
 Fresh real episodes of the random collection policy (seeds no recipe trains on) give the
-starts and the true actions. For each model:
+starts (anywhere in an episode's first 300 steps) and the true actions. For each model:
 
 - open-loop pixel error (64x64, [0, 1]) after one real frame, driven by the episode's true
   actions at tau 0 (each family's mean future), at steps 1, 5, 10, 25, 50 and 100, beside the
@@ -31,11 +31,11 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
-from scipy import linalg
 
 from benchmarks.fidelity import held_out_episodes
 from dream_gym.checkpoint import save_json
 from dream_gym.contract import seed_dreams
+from dream_gym.frame_gan.quality import frechet_distance, gaussian_stats
 from dream_gym.world_models.vae import to_input
 from dream_gym.zoo import load_model, locate
 
@@ -43,11 +43,14 @@ HORIZONS = (1, 5, 10, 25, 50, 100)
 
 
 def held_out(game: str, n: int, seed: int, length: int):
-    """Frames (B, length, S, S, 3) and actions (B, length) from the starts of fresh episodes
-    at least ``length`` long (collected until ``n`` such episodes exist)."""
-    eps = held_out_episodes(game, 2 * n, seed, max_steps=length)
+    """Frames (B, length, S, S, 3) and actions (B, length): one window per fresh episode at
+    least ``length`` long, starting anywhere in its first 300 steps (an episode's first
+    frames barely change: starts there would flatter the held-frame baseline)."""
+    eps = held_out_episodes(game, 2 * n, seed, max_steps=length + 300)
     keep = [i for i in range(len(eps.lengths)) if eps.lengths[i] >= length][:n]
-    idx = np.stack([eps.starts[i] + np.arange(length) for i in keep])
+    rng = np.random.default_rng(seed)
+    first = [eps.starts[i] + rng.integers(eps.lengths[i] - length + 1) for i in keep]
+    idx = np.stack([f + np.arange(length) for f in first])
     return torch.from_numpy(eps.frames[idx]), torch.from_numpy(eps.actions[idx])
 
 
@@ -81,10 +84,7 @@ def v_features(vae, frames: torch.Tensor) -> np.ndarray:
 
 def frechet(a: np.ndarray, b: np.ndarray) -> float:
     """Frechet distance between Gaussians fitted to two feature sets (rows are samples)."""
-    mu1, mu2 = a.mean(0), b.mean(0)
-    s1, s2 = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
-    covmean, _ = linalg.sqrtm(s1 @ s2, disp=False)
-    return float(((mu1 - mu2) ** 2).sum() + np.trace(s1 + s2 - 2 * covmean.real))
+    return float(frechet_distance(*gaussian_stats(a), *gaussian_stats(b)))
 
 
 def untrained(model, seed: int = 0):
