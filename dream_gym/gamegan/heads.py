@@ -2,12 +2,13 @@
 
 GameGAN trains on windows of 16 frames, and heads on its hidden state h see no further back
 than that. What ends a TakeCover episode is the player's health running out, fireball after
-fireball over hundreds of steps: on 16-step windows the done head stays at its base rate
-(model card). These heads are a small GRU that reads, at every step, what the generator
-already computes (the current frame's encoding s, the new hidden state h, the action) and
-is trained on whole real episodes, teacher-forced, after the generator is trained and
-frozen; the dream then draws reward, done and the game variables from it, and its state is
-part of the features an agent sees.
+fireball over hundreds of steps: heads on 16-step windows predict it worse than the base rate
+(held-out TakeCover episodes, done BCE 0.455 against the base rate's 0.281; these heads 0.261:
+the recipe's ``heads`` stage records the three). These heads are a small GRU that reads, at
+every step, what the generator already computes (the current frame's encoding s, the new
+hidden state h, the action) and is trained on whole real episodes, teacher-forced, after the
+generator is trained and frozen; the dream then draws reward, done and the game variables
+from it, and its state is part of the features an agent sees.
 """
 
 from __future__ import annotations

@@ -10,8 +10,8 @@ hidden state predict the reward, the end and the game variables, so that an agen
 train in the dream.
 
 Sizes are the official VizDoom configuration's scaled to a CPU (hidden 512 -> 256, z 32 ->
-16, memory 21x21 x 512 -> 7x7 x 64, renderer and discriminators narrower); departures are
-listed in the model card.
+16, memory 21x21 x 512 -> 7x7 x 64, renderer and discriminators narrower); the recipe
+(``training/takecover_gamegan.toml``) states each size beside the official one.
 """
 
 from __future__ import annotations

@@ -83,7 +83,7 @@ class GameGANTrainConfig:
     """Before the first update: this many steps training the frame encoder and the renderer
     (both components fed the encoding) as an autoencoder of single real frames. Without it,
     at this CPU's scale, a frame's signal reached the renderer 100x attenuated and the dream
-    stayed a blurred mean room for 1,250 updates (model card)."""
+    stayed a blurred mean room for 1,250 updates (``benchmarks/gamegan_start.py``)."""
     autoencoder_batch: int = 120
     autoencoder_lr: float = 1e-3
     holdout: float = 0.05
