@@ -14,7 +14,8 @@ starts (anywhere in an episode's first 300 steps) and the true actions. For each
   real episodes (the real-vs-real floor) and the same model with every layer re-drawn by its
   default initialisation (untrained); "gap closed" is
   (FD_untrained - FD) / (FD_untrained - FD_floor);
-- dream steps/s (batch 1 and 64, tau 1) beside the real game's, measured in this run;
+- dream steps/s (batch 1 and 64, tau 1) beside the real game's, measured in this run
+  (best of windows, as ``benchmarks/throughput.py``);
 - the shipped controller's real score, as its recipe's evaluate stage recorded it.
 
 Writes JSON and a picture of real vs dreamed frames (one row per model).
@@ -25,7 +26,6 @@ from __future__ import annotations
 import argparse
 import copy
 import json
-import time
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +33,7 @@ import torch
 from PIL import Image
 
 from benchmarks.fidelity import held_out_episodes
+from benchmarks.throughput import env_stepper, timed
 from dream_gym.checkpoint import save_json
 from dream_gym.contract import seed_dreams
 from dream_gym.frame_gan.quality import frechet_distance, gaussian_stats
@@ -97,35 +98,29 @@ def untrained(model, seed: int = 0):
     return fresh
 
 
-@torch.no_grad()
-def dream_steps_per_s(model, frames: torch.Tensor, batch: int, steps: int = 200) -> float:
+def dream_steps_per_s(model, frames: torch.Tensor, batch: int, seconds: float = 3.0) -> float:
+    """Batched dream steps/s (imagine and render, random actions, tau 1), timed as
+    ``benchmarks/throughput.py`` times (best of windows)."""
     space = model.spec.action_space
     space.seed(0)
-    acts = torch.as_tensor(np.stack([[space.sample() for _ in range(batch)]
-                                     for _ in range(steps + 1)]))
-    state = seed_dreams(model.initial_state(frames[:1, :1].expand(batch, -1, -1, -1, -1),
-                                            torch.zeros(batch, 0, dtype=torch.long)),
-                        torch.arange(batch))
-    state, _ = model.imagine(state, acts[0], 1.0)  # warm
-    t0 = time.perf_counter()
-    for t in range(steps):
-        state, _ = model.imagine(state, acts[t + 1], 1.0)
-        model.render(state)
-    return batch * steps / (time.perf_counter() - t0)
+    state = {"s": seed_dreams(model.initial_state(
+        frames[:1, :1].expand(batch, -1, -1, -1, -1), torch.zeros(batch, 0, dtype=torch.long)),
+        torch.arange(batch))}
+
+    @torch.no_grad()
+    def step() -> int:
+        a = torch.as_tensor(np.stack([space.sample() for _ in range(batch)]))
+        state["s"], _ = model.imagine(state["s"], a, 1.0)
+        model.render(state["s"])
+        return batch
+    return timed(step, seconds)[0]
 
 
-def real_steps_per_s(game: str, steps: int = 1000) -> float:
+def real_steps_per_s(game: str, seconds: float = 3.0) -> float:
     from dream_gym.games import get_game
 
     env = get_game(game).make()
-    env.reset(seed=0)
-    env.action_space.seed(0)
-    t0 = time.perf_counter()
-    for _ in range(steps):
-        _, _, term, trunc, _ = env.step(env.action_space.sample())
-        if term or trunc:
-            env.reset()
-    rate = steps / (time.perf_counter() - t0)
+    rate = timed(env_stepper(env), seconds)[0]
     env.close()
     return rate
 
@@ -185,7 +180,7 @@ def main() -> None:
         }
     out = Path(args.out)
     save_json(out, res)
-    grid = torch.cat([torch.cat(list(r.unbind(1)), 2) for r in rows[:1] + rows[1:]], 0)
+    grid = torch.cat([torch.cat(list(r.unbind(1)), 2) for r in rows], 0)
     Image.fromarray(torch.cat(list(grid), 0).numpy()).save(out.with_suffix(".png"))
     print(f"{game}: {len(frames)} held-out episodes (seeds from {args.seed}); Frechet in "
           f"{args.feature_model}'s V space, real-vs-real floor {floor:.2f}; real game "

@@ -144,17 +144,9 @@ def takecover_episodes(tmp_path_factory):
     return load_episodes(d)
 
 
-def _scalars(run_dir) -> dict[str, list[float]]:
-    """Every scalar series a run wrote to TensorBoard, read back from its event file."""
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
-    acc = EventAccumulator(str(run_dir)).Reload()
-    return {tag: [e.value for e in acc.Scalars(tag)] for tag in acc.Tags()["scalars"]}
-
-
 @pytest.mark.slow
 def test_a_short_training_on_real_frames_lowers_the_frame_error_and_resumes(
-        takecover_episodes, tmp_path):
+        takecover_episodes, tmp_path, tb_scalars):
     """Three hundred updates of a tiny GameGAN (adversarial losses on) on real TakeCover
     frames: the logged reconstruction, reward and discriminator losses fall, the held-out
     open-loop frame error falls by half; a run stopped and resumed from its checkpoint ends
@@ -179,7 +171,7 @@ def test_a_short_training_on_real_frames_lowers_the_frame_error_and_resumes(
                         torch.device("cpu"))
     after = open_loop_error(net, held, warm=1)
     assert after[:3].mean() < 0.5 * before[:3].mean(), (before, after)
-    logged = _scalars(tmp_path / "a")
+    logged = tb_scalars(tmp_path / "a")
     first, last = ({k: np.mean(v[sl]) for k, v in logged.items()}  # logged every 10 updates
                    for sl in (slice(0, 5), slice(-5, None)))
     for name in ("losses/recon_l1", "losses/reward_mse"):
@@ -203,7 +195,7 @@ def test_a_short_training_on_real_frames_lowers_the_frame_error_and_resumes(
 
 @pytest.mark.slow
 def test_episode_heads_learn_reward_and_the_end_from_whole_real_episodes(takecover_episodes,
-                                                                         tmp_path):
+                                                                         tmp_path, tb_scalars):
     """The episode heads, fitted on a frozen tiny generator's teacher-forced inputs of whole
     real episodes, learn the reward and move their done loss below its start."""
     from torch.utils.tensorboard import SummaryWriter
@@ -216,7 +208,7 @@ def test_episode_heads_learn_reward_and_the_end_from_whole_real_episodes(takecov
     heads, report = train_heads(net, eps, "TakeCover", np.arange(10), np.arange(10, 12),
                                 100.0, cfg, writer)
     writer.close()
-    logged = _scalars(tmp_path)
+    logged = tb_scalars(tmp_path)
     reward, done = logged["heads/reward_mse"], logged["heads/done_bce"]
     assert np.mean(reward[-3:]) < 0.1 * reward[0], reward
     assert np.mean(done[-3:]) < 0.8 * done[0], done

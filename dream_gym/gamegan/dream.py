@@ -65,17 +65,19 @@ class GameGANDream(torch.nn.Module):
     def _a(self, actions: torch.Tensor) -> torch.Tensor:
         return self.spec.action_features(actions.to(self.device))
 
-    def _step(self, state: State, a: torch.Tensor, z: torch.Tensor
-              ) -> tuple[State, tuple[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]:
+    def _step(self, state: State, a: torch.Tensor, z: torch.Tensor, render: bool = True
+              ) -> tuple[State, tuple[torch.Tensor, ...] | None, torch.Tensor | None]:
         """The generator's step from ``state``'s model part, then the heads: (new model
-        state without the next ``s``, (reward, done logit, game variables), frame)."""
+        state without the next ``s``, (reward, done logit, game variables), frame); with
+        ``render=False`` (the next input is a real frame) no frame and no generator heads."""
         inner = {k: v for k, v in state.items() if k not in ("key", "t", "frame", "g")}
-        new, out = self.net.step(inner, a, z, self.memory_reads)
+        new, out = self.net.step(inner, a, z, self.memory_reads, render)
         if self.heads is None:
-            return new, (out.reward, out.done_logit, out.gamevars), out.frame
+            return new, (out.reward, out.done_logit, out.gamevars) if out else None, \
+                out.frame if out else None
         r, logit, gv, new["g"] = self.heads.step(torch.cat([inner["s"], new["h"], a], -1),
                                                  state["g"])
-        return new, (r, logit, gv), out.frame
+        return new, (r, logit, gv), out.frame if out else None
 
     def _hazard(self, done_logit: torch.Tensor) -> torch.Tensor:
         return (self.heads or self.net).hazard(done_logit)
@@ -89,7 +91,7 @@ class GameGANDream(torch.nn.Module):
             state["g"] = x.new_zeros(len(x), self.heads.cfg.hidden)
         zero = x.new_zeros(len(x), self.net.cfg.z_dim)
         for t in range(x.shape[1] - 1):  # warm-up on the true frames, mean noise
-            state, _, _ = self._step(state, self._a(actions[:, t]), zero)
+            state, _, _ = self._step(state, self._a(actions[:, t]), zero, render=False)
             state["s"] = self.net.encoder(x[:, t + 1])
         return {**state, "frame": x[:, -1].contiguous()}
 
@@ -112,7 +114,7 @@ class GameGANDream(torch.nn.Module):
     @torch.no_grad()
     def observe(self, state: State, actions: torch.Tensor, frames: torch.Tensor) -> State:
         zero = torch.zeros(len(frames), self.net.cfg.z_dim, device=self.device)
-        new, _, _ = self._step(state, self._a(actions), zero)
+        new, _, _ = self._step(state, self._a(actions), zero, render=False)
         x = to_unit(frames.to(self.device))
         new["s"] = self.net.encoder(x)
         return {**state, **new, "frame": x}

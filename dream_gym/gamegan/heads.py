@@ -22,9 +22,8 @@ from torch import nn
 from tqdm import tqdm
 
 from dream_gym.data import Episodes
-from dream_gym.gamegan.dream import to_unit
+from dream_gym.gamegan.dream import GameGANDream
 from dream_gym.gamegan.model import GameGANGenerator
-from dream_gym.games import get_game
 from dream_gym.hazard import window_hazard
 
 __all__ = ["EpisodeHeadsConfig", "EpisodeHeads", "teacher_forced_inputs", "train_heads"]
@@ -74,9 +73,9 @@ class EpisodeHeads(nn.Module):
 def teacher_forced_inputs(net: GameGANGenerator, episodes: Episodes, game: str,
                           ids: np.ndarray, batch: int = 64) -> list[torch.Tensor]:
     """Per episode, (len - 1, inputs) float32: [s_t, h_{t+1}, a_t] of the frozen generator
-    fed the true frames (z = 0), the inputs :class:`EpisodeHeads` sees in the real game."""
-    spec = get_game(game)
-    net = net.eval()
+    fed the true frames (the dream's :meth:`~GameGANDream.observe`, z = 0), the inputs
+    :class:`EpisodeHeads` sees in the real game."""
+    dream = GameGANDream(game, net)
     out: list[torch.Tensor] = [torch.empty(0)] * len(ids)
     order = np.argsort(episodes.lengths[ids])
     for chunk in tqdm(np.array_split(order, max(1, -(-len(ids) // batch))),
@@ -85,16 +84,14 @@ def teacher_forced_inputs(net: GameGANGenerator, episodes: Episodes, game: str,
         starts, lengths = episodes.starts[e], episodes.lengths[e]
         T = int(lengths.max())
         t = np.minimum(np.arange(T)[None], lengths[:, None] - 1) + starts[:, None]
-        frames = torch.from_numpy(episodes.frames[t])
-        a = torch.from_numpy(spec.action_features(episodes.actions[t]))
-        state = net.initial(to_unit(frames[:, 0]))
-        z = torch.zeros(len(e), net.cfg.z_dim)
+        frames, actions = torch.from_numpy(episodes.frames[t]), torch.from_numpy(
+            episodes.actions[t])
+        state = dream.initial_state(frames[:, :1], actions[:, :0])
         rows = []
         for k in range(T - 1):
             s = state["s"]
-            state, _ = net.step(state, a[:, k], z)
-            rows.append(torch.cat([s, state["h"], a[:, k]], -1))
-            state["s"] = net.encoder(to_unit(frames[:, k + 1]))
+            state = dream.observe(state, actions[:, k], frames[:, k + 1])
+            rows.append(torch.cat([s, state["h"], dream._a(actions[:, k])], -1))
         x = torch.stack(rows, 1) if rows else torch.zeros(len(e), 0, 1)
         for j, i in enumerate(chunk):
             out[i] = x[j, : lengths[j] - 1].clone()

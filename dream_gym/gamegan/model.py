@@ -247,12 +247,15 @@ class GameGANGenerator(nn.Module):
         return state
 
     def step(self, state: dict[str, torch.Tensor], a: torch.Tensor, z: torch.Tensor,
-             memory_reads: bool = True) -> tuple[dict[str, torch.Tensor], StepOut]:
+             memory_reads: bool = True, render: bool = True
+             ) -> tuple[dict[str, torch.Tensor], StepOut | None]:
         """One step from ``state`` (whose ``s`` encodes the current frame) with one-hot-like
         action features ``a`` and noise ``z``; the new state's ``s`` is left to the caller
         (it encodes whichever frame comes next: the real one or the rendered one).
         ``memory_reads=False`` zeroes what the memory gives the engine and the renderer
-        (the memory-use check)."""
+        (the memory-use check). ``render=False`` skips the renderer and the heads (the
+        costliest part) and returns no :class:`StepOut`: for steps whose next input is a real
+        frame (a context's warm-up, the real game seen through the model)."""
         read = state.get("read")
         if read is not None and not memory_reads:
             read = torch.zeros_like(read)
@@ -264,6 +267,8 @@ class GameGANGenerator(nn.Module):
             inputs = [read if memory_reads else torch.zeros_like(read), dynamic]
         else:
             inputs = [self.to_dynamic(h)]
+        if not render:
+            return new, None
         frame, images, masks = self.renderer(inputs)
         heads = self.heads(h)
         return new, StepOut(frame, images, masks, heads[:, 0], heads[:, 1], heads[:, 2:])
