@@ -27,6 +27,7 @@ from dream_gym.zoo import load_contexts, load_model, resolve
 POLICIES = {  # per game: name -> (step t -> action)
     "TakeCover": {
         "always right": lambda t: 1,
+        "always left": lambda t: 2,
         "no-op": lambda t: 0,
         "sweep (left/right every 50 steps)": lambda t: 1 if (t // 50) % 2 == 0 else 2,
     },

@@ -220,6 +220,7 @@ class StepOut:
     reward: torch.Tensor  # (B,)
     done_logit: torch.Tensor  # (B,)
     gamevars: torch.Tensor  # (B, G)
+    inputs: list[torch.Tensor]  # what the renderer drew from: [memory read, dynamic input]
 
 
 class GameGANGenerator(nn.Module):
@@ -237,14 +238,33 @@ class GameGANGenerator(nn.Module):
 
     def initial(self, frames: torch.Tensor) -> dict[str, torch.Tensor]:
         """The state before the first step, given the first frame (B, 3, S, S)."""
-        B, dev = len(frames), frames.device
-        H = self.cfg.hidden
-        state = {"h": frames.new_zeros(B, H), "c": frames.new_zeros(B, H),
-                 "s": self.encoder(frames)}
+        return self.initial_from_encoding(self.encoder(frames))
+
+    def initial_from_encoding(self, s: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The state before the first step, given the first frame's encoding (B, D)."""
+        B, H = len(s), self.cfg.hidden
+        state = {"h": s.new_zeros(B, H), "c": s.new_zeros(B, H), "s": s}
         if self.memory is not None:
-            state["M"], state["alpha"] = self.memory.initial(B, dev)
-            state["read"] = frames.new_zeros(B, self.cfg.memory_dim)
+            state["M"], state["alpha"] = self.memory.initial(B, s.device)
+            state["read"] = s.new_zeros(B, self.cfg.memory_dim)
         return state
+
+    def advance(self, state: dict[str, torch.Tensor], a: torch.Tensor, z: torch.Tensor,
+                memory_reads: bool = True
+                ) -> tuple[dict[str, torch.Tensor], list[torch.Tensor]]:
+        """The dynamics engine and the memory's step: (new state without ``s``, the
+        renderer's inputs: [memory read, dynamic input], or [dynamic input] without memory).
+        ``memory_reads=False`` zeroes what the memory gives the engine and the renderer."""
+        read = state.get("read")
+        if read is not None and not memory_reads:
+            read = torch.zeros_like(read)
+        h, c = self.engine(state["h"], state["c"], state["s"], a, z, read)
+        new = {"h": h, "c": c}
+        if self.memory is None:
+            return new, [self.to_dynamic(h)]
+        read, dynamic, alpha, M = self.memory(h, a, state["alpha"], state["M"])
+        new.update(read=read, alpha=alpha, M=M)
+        return new, [read if memory_reads else torch.zeros_like(read), dynamic]
 
     def step(self, state: dict[str, torch.Tensor], a: torch.Tensor, z: torch.Tensor,
              memory_reads: bool = True, render: bool = True
@@ -256,22 +276,13 @@ class GameGANGenerator(nn.Module):
         (the memory-use check). ``render=False`` skips the renderer and the heads (the
         costliest part) and returns no :class:`StepOut`: for steps whose next input is a real
         frame (a context's warm-up, the real game seen through the model)."""
-        read = state.get("read")
-        if read is not None and not memory_reads:
-            read = torch.zeros_like(read)
-        h, c = self.engine(state["h"], state["c"], state["s"], a, z, read)
-        new = {"h": h, "c": c}
-        if self.memory is not None:
-            read, dynamic, alpha, M = self.memory(h, a, state["alpha"], state["M"])
-            new.update(read=read, alpha=alpha, M=M)
-            inputs = [read if memory_reads else torch.zeros_like(read), dynamic]
-        else:
-            inputs = [self.to_dynamic(h)]
+        new, inputs = self.advance(state, a, z, memory_reads)
         if not render:
             return new, None
         frame, images, masks = self.renderer(inputs)
-        heads = self.heads(h)
-        return new, StepOut(frame, images, masks, heads[:, 0], heads[:, 1], heads[:, 2:])
+        heads = self.heads(new["h"])
+        return new, StepOut(frame, images, masks, heads[:, 0], heads[:, 1], heads[:, 2:],
+                            inputs)
 
     def render_static(self, read: torch.Tensor) -> torch.Tensor:
         """The static component alone from a memory read (the cycle loss and the pictures)."""
