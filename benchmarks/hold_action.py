@@ -34,9 +34,9 @@ def main() -> None:
     args = p.parse_args()
     model, contexts = load_model(args.model), load_contexts(args.model)
     spec = get_game(model.game)
-    size = model.render(seed_dreams(model.initial_state(contexts["frames"][:1],
-                                                        contexts["actions"][:1, :-1]),
-                                    torch.arange(1))).shape[1]
+    state = seed_dreams(model.initial_state(contexts["frames"][:1], contexts["actions"][:1, :-1]),
+                        torch.arange(1))
+    size = model.render(state).shape[1]
     env = spec.make()
     obs, _ = env.reset(seed=args.seed)
     real, dream = [], []
@@ -48,8 +48,6 @@ def main() -> None:
             break
     env.close()
     lived = t + 1
-    state = seed_dreams(model.initial_state(contexts["frames"][:1], contexts["actions"][:1, :-1]),
-                        torch.arange(1))
     for t in range(len(real) * args.every):
         if t % args.every == 0:
             dream.append(model.render(state)[0].numpy())

@@ -395,8 +395,7 @@ def _pretrain_dynamics(G: GameGANGenerator, sampler: WindowSampler, cfg: GameGAN
     ids = sampler.ids[ep.lengths[sampler.ids] >= L]
     if not len(ids):
         raise ValueError(f"No training episode has {L} frames: lower dynamics_seq_len.")
-    with torch.no_grad():
-        S = encode_frames(G, ep.frames)
+    S = encode_frames(G, ep.frames)
     params = [*G.engine.parameters(),
               *(G.memory.parameters() if G.memory is not None else G.to_dynamic.parameters())]
     opt = torch.optim.Adam(params, lr=cfg.dynamics_lr, betas=tuple(cfg.betas))
