@@ -30,6 +30,8 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=120)
     p.add_argument("--every", type=int, default=20)
     p.add_argument("--seed", type=int, default=50000)
+    p.add_argument("--temperature", type=float, default=0.0,
+                   help="the dream's randomness knob (0: the mean future)")
     p.add_argument("--out", default="benchmarks/results/hold_action.png")
     args = p.parse_args()
     model, contexts = load_model(args.model), load_contexts(args.model)
@@ -51,7 +53,7 @@ def main() -> None:
     for t in range(len(real) * args.every):
         if t % args.every == 0:
             dream.append(model.render(state)[0].numpy())
-        state, _ = model.imagine(state, torch.tensor([args.action]), 0.0)
+        state, _ = model.imagine(state, torch.tensor([args.action]), args.temperature)
     img = np.concatenate([np.concatenate(real, 1), np.concatenate(dream, 1)], 0)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

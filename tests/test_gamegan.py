@@ -16,6 +16,7 @@ from dream_gym.gamegan.model import GameGANConfig, GameGANGenerator, Memory
 from dream_gym.gamegan.training import (
     GameGANTrainConfig,
     WindowSampler,
+    _dynamics_loss,
     open_loop_error,
     train_gamegan,
 )
@@ -234,3 +235,46 @@ def test_the_dynamics_stage_learns_to_hand_the_renderer_the_next_frames_encoding
                   tcfg, tmp_path, torch.device("cpu"))
     mse = tb_scalars(tmp_path)["pretrain/dynamics_mse"]  # every 10 steps
     assert np.mean(mse[-3:]) < 0.5 * mse[0], mse
+
+
+@pytest.mark.parametrize("posterior", [True, False])
+def test_the_posterior_lets_the_dream_draw_one_future_instead_of_their_mean(posterior):
+    """A world whose encoding steps +u or -u at random each step. Trained as a conditional
+    VAE, the engine's prior samples (z ~ N(0, 1)) step by about |u|, one way or the other;
+    trained without the posterior, z carries nothing and the engine steps by about 0, the
+    mean of the two futures (the blur that kept the TakeCover dream from reaching the wall)."""
+    torch.manual_seed(0)
+    cfg = GameGANConfig(**{**TINY, "z_posterior": posterior})
+    G = GameGANGenerator(cfg)
+    tcfg = GameGANTrainConfig(dynamics_warmup=99, dynamics_kl_weight=0.1)
+    D, L, B = cfg.memory_dim, 6, 64
+    u = torch.zeros(D)
+    u[:4] = 1.0
+
+    def windows() -> torch.Tensor:
+        signs = torch.randint(0, 2, (B, L - 1, 1)) * 2.0 - 1.0
+        start = torch.randn(B, 1, D) * 0.5
+        return torch.cat([start, start + torch.cumsum(signs * u, 1)], 1)
+
+    params = [p for n, p in G.named_parameters() if not n.startswith(("encoder", "renderer"))]
+    opt = torch.optim.Adam(params, lr=3e-3)
+    a = torch.zeros(B, L - 1, cfg.action_dim)
+    a[..., 0] = 1.0
+    for _ in range(300):
+        loss = _dynamics_loss(G, windows(), a, tcfg)[0]
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    with torch.no_grad():
+        s = windows()
+        state = G.initial_from_encoding(s[:, 0])
+        steps = []
+        for k in range(L - 1):
+            state, inputs = G.advance(state, a[:, k], torch.randn(B, cfg.z_dim))
+            state["s"] = s[:, k + 1]
+            steps.append(((inputs[-1] - s[:, k]) @ u / (u @ u)).abs().mean().item())
+    moved = float(np.mean(steps[1:]))  # in units of |u|; after the first step's context
+    if posterior:
+        assert moved > 0.6, steps
+    else:
+        assert moved < 0.3, steps

@@ -26,7 +26,7 @@ from torch import nn
 from dream_gym.hazard import window_hazard
 
 __all__ = ["GameGANConfig", "FrameEncoder", "DynamicsEngine", "Memory", "Renderer",
-           "GameGANGenerator", "StepOut"]
+           "GameGANGenerator", "StepOut", "ZPosterior"]
 
 
 @dataclass
@@ -58,6 +58,10 @@ class GameGANConfig:
     """Weight of done=1 targets in the done head's loss (the head's odds are inflated by it)."""
     done_window: int = 1
     """The done head predicts "the episode ends within this many steps"."""
+    z_posterior: bool = False
+    """Add a posterior q(z_t | h, s_t, a_t, s_t+1) for training the dynamics as a
+    conditional VAE: z then carries what the action does not decide (where monsters appear),
+    so a dream sampling z ~ N(0, 1) draws one future instead of the mean of all of them."""
 
 
 def _lrelu(x: torch.Tensor) -> torch.Tensor:
@@ -170,6 +174,23 @@ class Memory(nn.Module):
         return torch.bmm(alpha.unsqueeze(1), M).squeeze(1)
 
 
+class ZPosterior(nn.Module):
+    """q(z_t | h_t-1, s_t, a_t, s_t+1): a diagonal Gaussian over the step's noise given the
+    frame that followed (training only; the dream draws z from the N(0, 1) prior)."""
+
+    def __init__(self, cfg: GameGANConfig) -> None:
+        super().__init__()
+        H, D = cfg.hidden, cfg.memory_dim
+        self.net = nn.Sequential(nn.Linear(H + 2 * D + cfg.action_dim, H), nn.LeakyReLU(0.2),
+                                 nn.Linear(H, 2 * cfg.z_dim))
+
+    def forward(self, h: torch.Tensor, s: torch.Tensor, a: torch.Tensor, s_next: torch.Tensor
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(mean, log-variance), each (B, z_dim)."""
+        mean, logvar = self.net(torch.cat([h, s, a, s_next], -1)).chunk(2, -1)
+        return mean, logvar.clamp(-10.0, 4.0)
+
+
 class ComponentDecoder(nn.Module):
     """One component: a vector -> an 8x8 map -> upsampling convs -> an image and a mask logit."""
 
@@ -235,6 +256,7 @@ class GameGANGenerator(nn.Module):
         self.to_dynamic = None if cfg.use_memory else nn.Linear(cfg.hidden, cfg.memory_dim)
         self.renderer = Renderer(cfg)
         self.heads = nn.Linear(cfg.hidden, 2 + cfg.gamevars)  # reward, done logit, gamevars
+        self.posterior = ZPosterior(cfg) if cfg.z_posterior else None
 
     def initial(self, frames: torch.Tensor) -> dict[str, torch.Tensor]:
         """The state before the first step, given the first frame (B, 3, S, S)."""

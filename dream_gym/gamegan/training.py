@@ -104,16 +104,27 @@ class GameGANTrainConfig:
     dynamics_seq_len: int = 32
     dynamics_warmup: int = 8
     """True encodings fed first; the engine's own predictions after (detached)."""
+    dynamics_start_share: float = 0.0
+    """Share of the dynamics stage's windows that begin at an episode's first frame, where
+    every dream begins. Where the player stands is not in the frame (the back wall looks the
+    same along the room: a real frame's encoding moves by less than its noise in 40 steps of
+    strafing, then jumps when the side wall comes into view), so the engine must count the
+    strafing from the spawn point; windows from anywhere else cannot teach it that."""
     dynamics_lr: float = 1e-3
+    dynamics_kl_weight: float = 0.1
+    """With ``z_posterior``: weight of the KL of q(z | ...) to N(0, 1), per encoding dimension
+    (the squared errors are per dimension over its variance, so 0.1 is a Gaussian likelihood
+    that expects a tenth of each dimension's variance to stay unexplained)."""
     freeze_encoder: bool = False
     """Keep the frame encoder as the autoencoder stage left it during the updates: it is the
     language the renderer and the dynamics stage were taught in. Trained jointly, it
     drifted under the adversarial losses and the dynamics loss grew 100-fold in 300 updates,
     while the dream's response to strafing faded (-1.59 to +0.20 pixels after 8 MOVE_RIGHT)."""
     dynamics_weight: float = 0.0
-    """During the adversarial updates: weight of the same loss (each renderer input against
-    the next real frame's encoding, per-dimension variance of the batch's encodings), so that
-    what the dynamics stage taught is kept."""
+    """During the adversarial updates: weight of the same loss (:func:`_dynamics_loss` on
+    ``dynamics_main_batch`` windows like the stage's), so that what it taught is kept."""
+    dynamics_main_batch: int = 8
+    """Windows per adversarial update for that loss."""
     holdout: float = 0.05
     """Share of episodes held out for the open-loop error."""
     eval_every: int = 250
@@ -233,6 +244,9 @@ def train_gamegan(sampler: WindowSampler, held: WindowSampler | None, net_cfg: G
                   device: torch.device, time_limit: float | None = None) -> GameGANGenerator:
     """Train for ``cfg.steps`` updates, resuming from ``run_dir/ckpt``; ``time_limit``
     (seconds) stops early after a checkpoint (a working stretch shorter than the run)."""
+    if cfg.dynamics_weight > 0 and not cfg.freeze_encoder:
+        raise ValueError("dynamics_weight > 0 needs freeze_encoder = true: the frame encodings "
+                         "that loss aims at are computed once, after the autoencoder stage.")
     seed_everything(cfg.seed)
     run_dir = Path(run_dir)
     G = GameGANGenerator(net_cfg).to(device)
@@ -246,8 +260,10 @@ def train_gamegan(sampler: WindowSampler, held: WindowSampler | None, net_cfg: G
     writer = make_writer(run_dir, cfg)
     if progress["step"] == 0 and cfg.autoencoder_steps > 0:
         _pretrain_autoencoder(G, sampler, cfg, writer)
+    windows = DynamicsWindows(G, sampler, cfg) \
+        if cfg.dynamics_steps > 0 or cfg.dynamics_weight > 0 else None
     if progress["step"] == 0 and cfg.dynamics_steps > 0:
-        _pretrain_dynamics(G, sampler, cfg, writer)
+        _pretrain_dynamics(G, windows, cfg, writer)
     G.encoder.requires_grad_(not cfg.freeze_encoder)  # no gradient: Adam leaves it as it is
     t0 = time.time()
     bar = tqdm(range(progress["step"], cfg.steps), initial=progress["step"], total=cfg.steps,
@@ -306,12 +322,11 @@ def train_gamegan(sampler: WindowSampler, held: WindowSampler | None, net_cfg: G
                 + cfg.action_recon_weight * a_rec
             logs.update(g_adv=adv.item(), g_feat=feat.item(), g_z_recon=z_rec.item(),
                         g_action_recon=a_rec.item())
-        if cfg.dynamics_weight > 0:
-            with torch.no_grad():
-                target = G.encoder(x[:, 1:].flatten(0, 1)).unflatten(0, (len(x), -1))
-            dyn_loss = _encoding_loss([o.inputs for o in r["outs"]], target)
+        if windows is not None and cfg.dynamics_weight > 0:  # the dynamics stage's loss
+            dyn_loss, dyn_mse, dyn_kl = _dynamics_loss(
+                G, *windows.sample(sampler.rng, cfg.dynamics_main_batch), cfg)
             g_loss = g_loss + cfg.dynamics_weight * dyn_loss
-            logs["dynamics_mse"] = dyn_loss.item()
+            logs.update(dynamics_mse=dyn_mse.item(), dynamics_kl=dyn_kl.item())
         if r["alphas"] and cfg.cycle_weight > 0:
             # the static component drawn from the final memory at each earlier attention
             # must match what was drawn then: what the memory wrote, it keeps
@@ -382,44 +397,79 @@ def encode_frames(G: GameGANGenerator, frames: np.ndarray, chunk: int = 2048) ->
                       for i in range(0, len(frames), chunk)])
 
 
-def _pretrain_dynamics(G: GameGANGenerator, sampler: WindowSampler, cfg: GameGANTrainConfig,
+class DynamicsWindows:
+    """Windows of the training episodes' frame encodings and actions for
+    :func:`_dynamics_loss`: ``dynamics_seq_len`` long, ``dynamics_start_share`` of them from
+    an episode's first frame. The encodings are computed once (the encoder is frozen)."""
+
+    def __init__(self, G: GameGANGenerator, sampler: WindowSampler, cfg: GameGANTrainConfig
+                 ) -> None:
+        self.ep, self.game, self.cfg = sampler.ep, sampler.game, cfg
+        self.ids = sampler.ids[self.ep.lengths[sampler.ids] >= cfg.dynamics_seq_len]
+        if not len(self.ids):
+            raise ValueError(f"No training episode has {cfg.dynamics_seq_len} frames: lower "
+                             f"dynamics_seq_len.")
+        with torch.no_grad():
+            self.S = encode_frames(G, self.ep.frames)
+
+    def sample(self, rng: np.random.Generator, batch: int
+               ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(encodings (B, L, D), action features (B, L - 1, A))."""
+        ep, L = self.ep, self.cfg.dynamics_seq_len
+        e = self.ids[rng.integers(len(self.ids), size=batch)]
+        off = (rng.random(batch) * (ep.lengths[e] - L + 1)).astype(np.int64)
+        off[rng.random(batch) < self.cfg.dynamics_start_share] = 0  # where every dream starts
+        t = (ep.starts[e] + off)[:, None] + np.arange(L)
+        a = torch.from_numpy(self.game.action_features(ep.actions[t[:, :-1]]))
+        return self.S[torch.from_numpy(t).to(self.S.device)], a.to(self.S.device)
+
+
+def _pretrain_dynamics(G: GameGANGenerator, windows: DynamicsWindows, cfg: GameGANTrainConfig,
                        writer) -> None:
     """The dynamics engine and the memory learn to hand the renderer the next real frame's
-    encoding (``dynamics_steps``): windows of the training episodes' encodings, the first
-    ``dynamics_warmup`` true, then the engine's own dynamic input fed back (detached),
-    :func:`_encoding_loss` on every renderer input.
+    encoding (``dynamics_steps``): :func:`_dynamics_loss` on :class:`DynamicsWindows`.
     Deterministic given the seed, like the autoencoder stage."""
     rng = np.random.default_rng((cfg.seed, 2))
     torch.manual_seed(cfg.seed + 2)
-    ep, L = sampler.ep, cfg.dynamics_seq_len
-    ids = sampler.ids[ep.lengths[sampler.ids] >= L]
-    if not len(ids):
-        raise ValueError(f"No training episode has {L} frames: lower dynamics_seq_len.")
-    S = encode_frames(G, ep.frames)
     params = [*G.engine.parameters(),
-              *(G.memory.parameters() if G.memory is not None else G.to_dynamic.parameters())]
+              *(G.memory.parameters() if G.memory is not None else G.to_dynamic.parameters()),
+              *(G.posterior.parameters() if G.posterior is not None else [])]
     opt = torch.optim.Adam(params, lr=cfg.dynamics_lr, betas=tuple(cfg.betas))
-    device = S.device
     for step in tqdm(range(cfg.dynamics_steps), desc="dynamics on frame encodings"):
-        e = ids[rng.integers(len(ids), size=cfg.dynamics_batch)]
-        off = (rng.random(len(e)) * (ep.lengths[e] - L + 1)).astype(np.int64)
-        t = (ep.starts[e] + off)[:, None] + np.arange(L)
-        s_true = S[torch.from_numpy(t).to(device)]
-        a = torch.from_numpy(sampler.game.action_features(ep.actions[t[:, :-1]])).to(device)
-        z = torch.randn(len(e), L - 1, G.cfg.z_dim, device=device)
-        state = G.initial_from_encoding(s_true[:, 0])
-        steps = []
-        for k in range(L - 1):
-            state, inputs = G.advance(state, a[:, k], z[:, k])
-            steps.append(inputs)
-            state["s"] = s_true[:, k + 1] if k + 1 < cfg.dynamics_warmup else inputs[-1].detach()
-        loss = _encoding_loss(steps, s_true[:, 1:])
+        loss, mse, kl = _dynamics_loss(G, *windows.sample(rng, cfg.dynamics_batch), cfg)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
         opt.step()
         if step % 10 == 0:
-            writer.add_scalar("pretrain/dynamics_mse", loss.item(), step)
+            writer.add_scalar("pretrain/dynamics_mse", mse.item(), step)
+            writer.add_scalar("pretrain/dynamics_kl", kl.item(), step)
+
+
+def _dynamics_loss(G: GameGANGenerator, s_true: torch.Tensor, a: torch.Tensor,
+                   cfg: GameGANTrainConfig) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The engine and memory over a window of true encodings s_true (B, L, D) and actions
+    a (B, L - 1, A): the first ``dynamics_warmup`` inputs true, then the engine's own
+    dynamic input fed back (detached); :func:`_encoding_loss` on every renderer input.
+    With a posterior, each step's z is drawn from q(z | h, s_t, a_t, s_t+1) and the loss
+    adds ``dynamics_kl_weight`` x its KL to N(0, 1) (summed over z, per encoding dimension):
+    a conditional VAE. Returns (loss, encoding loss, KL per step)."""
+    B, L = s_true.shape[:2]
+    state = G.initial_from_encoding(s_true[:, 0])
+    steps, kls = [], []
+    for k in range(L - 1):
+        if G.posterior is not None:
+            mean, logvar = G.posterior(state["h"], state["s"], a[:, k], s_true[:, k + 1])
+            z = mean + torch.randn_like(mean) * (0.5 * logvar).exp()
+            kls.append(0.5 * (mean ** 2 + logvar.exp() - 1 - logvar).sum(-1).mean())
+        else:
+            z = torch.randn(B, G.cfg.z_dim, device=s_true.device)
+        state, inputs = G.advance(state, a[:, k], z)
+        steps.append(inputs)
+        state["s"] = s_true[:, k + 1] if k + 1 < cfg.dynamics_warmup else inputs[-1].detach()
+    mse = _encoding_loss(steps, s_true[:, 1:])
+    kl = torch.stack(kls).mean() if kls else mse.new_zeros(())
+    return mse + cfg.dynamics_kl_weight * kl / s_true.shape[-1], mse, kl
 
 
 @torch.no_grad()
