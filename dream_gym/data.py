@@ -38,6 +38,12 @@ class CollectConfig:
     """Worker processes; 0: one per CPU core."""
     max_hold: int = 12
     """Each random action is held for 1..max_hold steps."""
+    long_hold_share: float = 0.0
+    """Share of episodes whose random actions are held for 1..``long_max_hold`` steps instead:
+    held long, the player gets far from the spawn (TakeCover: to the side walls, about 50
+    steps of strafing away, which 1..12-step holds from the spawn reach in under 1% of the
+    first 96 steps of an episode)."""
+    long_max_hold: int = 60
     max_steps: int | None = None
     """Cap on a collected episode's length; None: the game's own limit, else 10,000 (the
     TakeCover recipe caps at 2100, which a random policy rarely gets near)."""
@@ -76,7 +82,9 @@ class Episodes:
 
 def _rollout(game: GameSpec, env, seed: int, cfg: CollectConfig) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(seed)
-    policy = collection_policy(cfg.policy, game.name)(rng, game, cfg.max_hold)
+    long = cfg.long_hold_share > 0 and rng.random() < cfg.long_hold_share
+    policy = collection_policy(cfg.policy, game.name)(
+        rng, game, cfg.long_max_hold if long else cfg.max_hold)
     obs, _ = env.reset(seed=seed)
     frames, actions, rewards, dones, gamevars = [], [], [], [], []
     for _ in range(cfg.max_steps or game.max_episode_steps or 10_000):

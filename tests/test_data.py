@@ -30,6 +30,25 @@ def test_collect_resumes_after_crash_with_identical_data(tmp_path):
 
 
 @pytest.mark.slow  # real games
+def test_long_holds_carry_the_player_further_from_the_spawn(tmp_path):
+    """TakeCover episodes whose random actions are held up to 60 steps strafe further from
+    the spawn (net MOVE_LEFT minus MOVE_RIGHT steps) within their first 100 steps than
+    episodes held up to 12: the side walls, about 50 steps away, come into the data."""
+    reach = {}
+    for share in (0.0, 1.0):
+        cfg = CollectConfig(game="TakeCover", episodes=40, episodes_per_shard=20, workers=2,
+                            seed=5, max_steps=100, long_hold_share=share)
+        collect(cfg, tmp_path / str(share))
+        ep = load_episodes(tmp_path / str(share))
+        net = [np.abs(np.cumsum((a == 2).astype(int) - (a == 1).astype(int))).max()
+               for a in np.split(ep.actions, np.cumsum(ep.lengths)[:-1])]
+        reach[share] = np.asarray(net, float)
+    short, long = reach[0.0], reach[1.0]
+    se = np.sqrt(short.var(ddof=1) / len(short) + long.var(ddof=1) / len(long))
+    assert long.mean() - short.mean() > 3 * se, (short, long)
+
+
+@pytest.mark.slow  # real games
 def test_carracing_collection_replays_exactly_in_the_real_game(tmp_path):
     """Continuous actions are stored as the real game took them: replaying an episode's
     actions in a fresh CarRacing-v3 with the episode's seed gives back its rewards."""
