@@ -20,6 +20,7 @@ from PIL import Image
 
 from dream_gym.contract import seed_dreams
 from dream_gym.games import get_game
+from dream_gym.motion import SIDE_WALL, side_wall_share
 from dream_gym.zoo import load_contexts, load_model
 
 
@@ -32,36 +33,47 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=50000)
     p.add_argument("--temperature", type=float, default=0.0,
                    help="the dream's randomness knob (0: the mean future)")
+    p.add_argument("--dreams", type=int, default=1, help="dreams held alike (own noise each)")
     p.add_argument("--out", default="benchmarks/results/hold_action.png")
     args = p.parse_args()
     model, contexts = load_model(args.model), load_contexts(args.model)
     spec = get_game(model.game)
-    state = seed_dreams(model.initial_state(contexts["frames"][:1], contexts["actions"][:1, :-1]),
-                        torch.arange(1))
+    n = args.dreams
+    first = torch.zeros(n, dtype=torch.long)  # every dream from the first context
+    state = seed_dreams(model.initial_state(contexts["frames"][first],
+                                            contexts["actions"][first, :-1]), torch.arange(n))
     size = model.render(state).shape[1]
     env = spec.make()
     obs, _ = env.reset(seed=args.seed)
-    real, dream = [], []
-    for t in range(args.steps):
-        if t % args.every == 0:
-            real.append(np.asarray(Image.fromarray(spec.screen(obs)).resize((size, size))))
+    real = []
+    for _ in range(args.steps):
+        real.append(np.asarray(Image.fromarray(spec.screen(obs)).resize((size, size))))
         obs, _, terminated, truncated, _ = env.step(args.action)
         if terminated or truncated:
             break
     env.close()
-    lived = t + 1
-    for t in range(len(real) * args.every):
-        if t % args.every == 0:
-            dream.append(model.render(state)[0].numpy())
-        state, _ = model.imagine(state, torch.tensor([args.action]), args.temperature)
-    img = np.concatenate([np.concatenate(real, 1), np.concatenate(dream, 1)], 0)
+    dream = []
+    for _ in range(args.steps):
+        dream.append(model.render(state).numpy())
+        state, _ = model.imagine(state, torch.full((n,), args.action), args.temperature)
+    real, dream = np.stack(real), np.stack(dream, 1)  # (T, S, S, 3), (n, steps, S, S, 3)
+
+    def first_wall(frames: np.ndarray) -> str:
+        seen = np.flatnonzero(side_wall_share(frames) > SIDE_WALL)
+        return str(seen[0]) if len(seen) else "never"
+
+    shown = range(0, len(real), args.every)
+    img = np.concatenate([np.concatenate([real[t] for t in shown], 1),
+                          np.concatenate([dream[0, t] for t in shown], 1)], 0)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(img).resize((3 * img.shape[1], 3 * img.shape[0]), Image.NEAREST).save(out)
-    ended = f"ended at step {lived}" if lived < args.steps else f"still alive at {args.steps}"
+    ended = f"ended at step {len(real)}" if len(real) < args.steps \
+        else f"still alive at {args.steps}"
     print(f"action {args.action} held: the game {ended} (seed {args.seed}); "
-          f"frames every {args.every} steps, game above, dream below: {out}")
-
+          f"frames every {args.every} steps, game above, dream 0 below: {out}")
+    print(f"first step with a side wall in view: game {first_wall(real)}; dreams at "
+          f"temperature {args.temperature}: {[first_wall(d) for d in dream]}")
 
 if __name__ == "__main__":
     main()

@@ -41,8 +41,9 @@ class CollectConfig:
     long_hold_share: float = 0.0
     """Share of episodes whose random actions are held for 1..``long_max_hold`` steps instead:
     held long, the player gets far from the spawn (TakeCover: to the side walls, about 50
-    steps of strafing away, which 1..12-step holds from the spawn reach in under 1% of the
-    first 96 steps of an episode)."""
+    steps of strafing away; with 1..12-step holds a side wall is in view in 1.6% of the
+    frames of episodes' first 96 steps, with a third of episodes held 1..60 in 6.9%:
+    ``benchmarks/wall_coverage.py``)."""
     long_max_hold: int = 60
     max_steps: int | None = None
     """Cap on a collected episode's length; None: the game's own limit, else 10,000 (the

@@ -1,15 +1,20 @@
-"""How far a view slides sideways between two frames: what strafing does in a first-person game.
+"""How far a view slides sideways between two frames, and whether a side wall is in view:
+what strafing does in a first-person game.
 
 A dream that a controller can learn where to stand in must slide its view when the player
-strafes, as the game does; ``benchmarks/strafe_shift.py`` and the GameGAN tests measure it
-with this.
+strafes, as the game does, and show the room's side wall where the game does;
+``benchmarks/strafe_shift.py``, ``benchmarks/hold_action.py`` and
+``benchmarks/wall_coverage.py`` measure them with this.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["horizontal_shift"]
+__all__ = ["horizontal_shift", "side_wall_share", "SIDE_WALL"]
+
+SIDE_WALL = 0.1
+"""A frame whose :func:`side_wall_share` exceeds this shows a side wall (TakeCover)."""
 
 
 def horizontal_shift(a: np.ndarray, b: np.ndarray, max_shift: int = 8) -> np.ndarray:
@@ -32,3 +37,15 @@ def horizontal_shift(a: np.ndarray, b: np.ndarray, max_shift: int = 8) -> np.nda
     curve = left - 2 * mid + right
     sub = np.where(curve > 0, 0.5 * (left - right) / np.maximum(curve, 1e-12), 0.0)
     return best - max_shift + np.clip(sub, -0.5, 0.5)
+
+
+def side_wall_share(frames: np.ndarray) -> np.ndarray:
+    """Share (N,) of brick-coloured pixels (red above blue by more than 25 of 255) in the top
+    third of each frame (N, S, S, 3) uint8. In TakeCover the top third is grey ceiling
+    unless the player stands near a side wall, whose bricks then reach up into it (the back
+    wall's band and its monsters stay in the middle third)."""
+    if frames.ndim != 4 or frames.dtype != np.uint8:
+        raise ValueError(f"Expected uint8 frames (N, S, S, 3), got {frames.dtype} "
+                         f"{frames.shape}.")
+    top = frames[:, :frames.shape[1] // 3].astype(np.int16)
+    return ((top[..., 0] - top[..., 2]) > 25).mean((1, 2))
