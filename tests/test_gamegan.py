@@ -240,7 +240,8 @@ def test_the_dynamics_stage_learns_to_hand_the_renderer_the_next_frames_encoding
 @pytest.mark.parametrize("posterior", [True, False])
 def test_the_posterior_lets_the_dream_draw_one_future_instead_of_their_mean(posterior):
     """A world whose encoding steps +u or -u at random each step. Trained as a conditional
-    VAE, the engine's prior samples (z ~ N(0, 1)) step by about |u|, one way or the other;
+    VAE, the engine's samples (noise through the learned prior) step by about |u|, one way
+    or the other;
     trained without the posterior, z carries nothing and the engine steps by about 0, the
     mean of the two futures (the blur that kept the TakeCover dream from reaching the wall)."""
     torch.manual_seed(0)

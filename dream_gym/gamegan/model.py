@@ -26,7 +26,7 @@ from torch import nn
 from dream_gym.hazard import window_hazard
 
 __all__ = ["GameGANConfig", "FrameEncoder", "DynamicsEngine", "Memory", "Renderer",
-           "GameGANGenerator", "StepOut", "ZPosterior"]
+           "GameGANGenerator", "StepOut", "ZGaussian"]
 
 
 @dataclass
@@ -59,9 +59,11 @@ class GameGANConfig:
     done_window: int = 1
     """The done head predicts "the episode ends within this many steps"."""
     z_posterior: bool = False
-    """Add a posterior q(z_t | h, s_t, a_t, s_t+1) for training the dynamics as a
-    conditional VAE: z then carries what the action does not decide (where monsters appear),
-    so a dream sampling z ~ N(0, 1) draws one future instead of the mean of all of them."""
+    """Train the dynamics as a conditional VAE: a posterior q(z_t | h, s_t, a_t, s_t+1) and a
+    learned prior p(z_t | h, s_t, a_t), so that z carries what the action does not decide
+    (where monsters appear, when a wall comes into view) and a dream draws one future
+    instead of the mean of all of them. The dream's noise e ~ N(0, 1) becomes
+    z = mean + std * e of the prior; temperature 0 gives the prior's mean."""
 
 
 def _lrelu(x: torch.Tensor) -> torch.Tensor:
@@ -174,20 +176,19 @@ class Memory(nn.Module):
         return torch.bmm(alpha.unsqueeze(1), M).squeeze(1)
 
 
-class ZPosterior(nn.Module):
-    """q(z_t | h_t-1, s_t, a_t, s_t+1): a diagonal Gaussian over the step's noise given the
-    frame that followed (training only; the dream draws z from the N(0, 1) prior)."""
+class ZGaussian(nn.Module):
+    """A diagonal Gaussian over the step's noise z from the step's context [h_t-1, s_t, a_t]
+    and, for the posterior, the encoding s_t+1 of the frame that followed."""
 
-    def __init__(self, cfg: GameGANConfig) -> None:
+    def __init__(self, cfg: GameGANConfig, sees_next: bool) -> None:
         super().__init__()
         H, D = cfg.hidden, cfg.memory_dim
-        self.net = nn.Sequential(nn.Linear(H + 2 * D + cfg.action_dim, H), nn.LeakyReLU(0.2),
-                                 nn.Linear(H, 2 * cfg.z_dim))
+        self.net = nn.Sequential(nn.Linear(H + D * (2 if sees_next else 1) + cfg.action_dim, H),
+                                 nn.LeakyReLU(0.2), nn.Linear(H, 2 * cfg.z_dim))
 
-    def forward(self, h: torch.Tensor, s: torch.Tensor, a: torch.Tensor, s_next: torch.Tensor
-                ) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, *context: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(mean, log-variance), each (B, z_dim)."""
-        mean, logvar = self.net(torch.cat([h, s, a, s_next], -1)).chunk(2, -1)
+        mean, logvar = self.net(torch.cat(context, -1)).chunk(2, -1)
         return mean, logvar.clamp(-10.0, 4.0)
 
 
@@ -256,7 +257,8 @@ class GameGANGenerator(nn.Module):
         self.to_dynamic = None if cfg.use_memory else nn.Linear(cfg.hidden, cfg.memory_dim)
         self.renderer = Renderer(cfg)
         self.heads = nn.Linear(cfg.hidden, 2 + cfg.gamevars)  # reward, done logit, gamevars
-        self.posterior = ZPosterior(cfg) if cfg.z_posterior else None
+        self.posterior = ZGaussian(cfg, sees_next=True) if cfg.z_posterior else None
+        self.prior = ZGaussian(cfg, sees_next=False) if cfg.z_posterior else None
 
     def initial(self, frames: torch.Tensor) -> dict[str, torch.Tensor]:
         """The state before the first step, given the first frame (B, 3, S, S)."""
@@ -272,11 +274,16 @@ class GameGANGenerator(nn.Module):
         return state
 
     def advance(self, state: dict[str, torch.Tensor], a: torch.Tensor, z: torch.Tensor,
-                memory_reads: bool = True
+                memory_reads: bool = True, z_drawn: bool = False
                 ) -> tuple[dict[str, torch.Tensor], list[torch.Tensor]]:
         """The dynamics engine and the memory's step: (new state without ``s``, the
         renderer's inputs: [memory read, dynamic input], or [dynamic input] without memory).
+        ``z`` is N(0, 1) noise, which a learned prior turns into its own draw, unless
+        ``z_drawn`` (a posterior's draw, in training).
         ``memory_reads=False`` zeroes what the memory gives the engine and the renderer."""
+        if self.prior is not None and not z_drawn:
+            mean, logvar = self.prior(state["h"], state["s"], a)
+            z = mean + (0.5 * logvar).exp() * z
         read = state.get("read")
         if read is not None and not memory_reads:
             read = torch.zeros_like(read)

@@ -112,7 +112,7 @@ class GameGANTrainConfig:
     strafing from the spawn point; windows from anywhere else cannot teach it that."""
     dynamics_lr: float = 1e-3
     dynamics_kl_weight: float = 0.1
-    """With ``z_posterior``: weight of the KL of q(z | ...) to N(0, 1), per encoding dimension
+    """With ``z_posterior``: weight of the KL of q(z | ...) to the prior, per encoding dimension
     (the squared errors are per dimension over its variance, so 0.1 is a Gaussian likelihood
     that expects a tenth of each dimension's variance to stay unexplained)."""
     freeze_encoder: bool = False
@@ -433,7 +433,8 @@ def _pretrain_dynamics(G: GameGANGenerator, windows: DynamicsWindows, cfg: GameG
     torch.manual_seed(cfg.seed + 2)
     params = [*G.engine.parameters(),
               *(G.memory.parameters() if G.memory is not None else G.to_dynamic.parameters()),
-              *(G.posterior.parameters() if G.posterior is not None else [])]
+              *(G.posterior.parameters() if G.posterior is not None else []),
+              *(G.prior.parameters() if G.prior is not None else [])]
     opt = torch.optim.Adam(params, lr=cfg.dynamics_lr, betas=tuple(cfg.betas))
     for step in tqdm(range(cfg.dynamics_steps), desc="dynamics on frame encodings"):
         loss, mse, kl = _dynamics_loss(G, *windows.sample(rng, cfg.dynamics_batch), cfg)
@@ -452,19 +453,21 @@ def _dynamics_loss(G: GameGANGenerator, s_true: torch.Tensor, a: torch.Tensor,
     a (B, L - 1, A): the first ``dynamics_warmup`` inputs true, then the engine's own
     dynamic input fed back (detached); :func:`_encoding_loss` on every renderer input.
     With a posterior, each step's z is drawn from q(z | h, s_t, a_t, s_t+1) and the loss
-    adds ``dynamics_kl_weight`` x its KL to N(0, 1) (summed over z, per encoding dimension):
-    a conditional VAE. Returns (loss, encoding loss, KL per step)."""
+    adds ``dynamics_kl_weight`` x its KL to the learned prior p(z | h, s_t, a_t) (summed over
+    z, per encoding dimension): a conditional VAE. Returns (loss, encoding loss, KL per
+    step)."""
     B, L = s_true.shape[:2]
     state = G.initial_from_encoding(s_true[:, 0])
     steps, kls = [], []
     for k in range(L - 1):
+        z = torch.randn(B, G.cfg.z_dim, device=s_true.device)
         if G.posterior is not None:
             mean, logvar = G.posterior(state["h"], state["s"], a[:, k], s_true[:, k + 1])
-            z = mean + torch.randn_like(mean) * (0.5 * logvar).exp()
-            kls.append(0.5 * (mean ** 2 + logvar.exp() - 1 - logvar).sum(-1).mean())
-        else:
-            z = torch.randn(B, G.cfg.z_dim, device=s_true.device)
-        state, inputs = G.advance(state, a[:, k], z)
+            p_mean, p_logvar = G.prior(state["h"], state["s"], a[:, k])
+            z = mean + z * (0.5 * logvar).exp()
+            kls.append(0.5 * (p_logvar - logvar + (logvar.exp() + (mean - p_mean) ** 2)
+                              / p_logvar.exp() - 1).sum(-1).mean())
+        state, inputs = G.advance(state, a[:, k], z, z_drawn=G.posterior is not None)
         steps.append(inputs)
         state["s"] = s_true[:, k + 1] if k + 1 < cfg.dynamics_warmup else inputs[-1].detach()
     mse = _encoding_loss(steps, s_true[:, 1:])
