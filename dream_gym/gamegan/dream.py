@@ -3,8 +3,9 @@
 A dream's state is the dynamics engine's (h, c), the memory (M, alpha, the last read), the
 current frame and its encoding. Each imagined step draws the noise z from the dream's keyed
 stream, scaled by sqrt(temperature) (the family's randomness knob: 0 gives the mean
-future, 1 the trained noise), renders the next frame and feeds it back through the encoder,
-as GameGAN does. The latent observation is [s, h]: the current frame's encoding and the
+future, 1 the trained noise; with a learned prior, ``z_posterior``, the noise is drawn
+through it and 0 gives its mean), renders the next frame and feeds it back through the
+encoder, as GameGAN does. The latent observation is [s, h]: the current frame's encoding and the
 engine's hidden state; with episode heads (:mod:`dream_gym.gamegan.heads`, which then give
 reward, done and the game variables) their memory g is appended: [s, h, g].
 """
