@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from dream_gym.data import load_episodes
-from dream_gym.motion import SIDE_WALL, side_wall_share
+from dream_gym.motion import SIDE_WALL, side_wall_share, strafe_from_spawn
 
 
 def main() -> None:
@@ -30,10 +30,7 @@ def main() -> None:
     wall = np.concatenate([side_wall_share(ep.frames[i:i + 4096]) > SIDE_WALL
                            for i in range(0, len(ep.frames), 4096)])
     t = np.concatenate([np.arange(n) for n in ep.lengths])
-    # TakeCover actions: 1 MOVE_RIGHT, 2 MOVE_LEFT; net steps left since the spawn, per frame
-    step = (ep.actions == 2).astype(int) - (ep.actions == 1).astype(int)
-    net = np.concatenate([np.concatenate([[0], np.cumsum(s)[:-1]])
-                          for s in np.split(step, np.cumsum(ep.lengths)[:-1])])
+    net = strafe_from_spawn(ep.actions, ep.lengths)
     print(f"{args.data}: {len(ep.lengths)} episodes, {len(wall)} frames; side wall in view in "
           f"{wall.mean():.1%} of frames, {wall[t < args.early].mean():.1%} of the first "
           f"{args.early} steps' frames")

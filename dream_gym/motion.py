@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["horizontal_shift", "side_wall_share", "SIDE_WALL"]
+__all__ = ["horizontal_shift", "side_wall_share", "SIDE_WALL", "strafe_from_spawn"]
 
 SIDE_WALL = 0.1
 """A frame whose :func:`side_wall_share` exceeds this shows a side wall (TakeCover)."""
@@ -49,3 +49,13 @@ def side_wall_share(frames: np.ndarray) -> np.ndarray:
                          f"{frames.shape}.")
     top = frames[:, :frames.shape[1] // 3].astype(np.int16)
     return ((top[..., 0] - top[..., 2]) > 25).mean((1, 2))
+
+
+def strafe_from_spawn(actions: np.ndarray, lengths: np.ndarray, left: int = 2, right: int = 1
+                      ) -> np.ndarray:
+    """Net steps strafed left (minus right) since each episode's first frame, before each
+    frame (N,), for discrete actions (N,) of episodes ``lengths`` long (TakeCover: 1 MOVE_RIGHT,
+    2 MOVE_LEFT)."""
+    step = (actions == left).astype(np.int64) - (actions == right).astype(np.int64)
+    return np.concatenate([np.concatenate([[0], np.cumsum(s)[:-1]])
+                           for s in np.split(step, np.cumsum(lengths)[:-1])])

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from dream_gym.data import CollectConfig, collect, load_episodes
+from dream_gym.motion import strafe_from_spawn
 
 
 @pytest.mark.slow  # real games
@@ -40,9 +41,8 @@ def test_long_holds_carry_the_player_further_from_the_spawn(tmp_path):
                             seed=5, max_steps=100, long_hold_share=share)
         collect(cfg, tmp_path / str(share))
         ep = load_episodes(tmp_path / str(share))
-        net = [np.abs(np.cumsum((a == 2).astype(int) - (a == 1).astype(int))).max()
-               for a in np.split(ep.actions, np.cumsum(ep.lengths)[:-1])]
-        reach[share] = np.asarray(net, float)
+        net = np.abs(strafe_from_spawn(ep.actions, ep.lengths))
+        reach[share] = np.maximum.reduceat(net, ep.starts).astype(float)
     short, long = reach[0.0], reach[1.0]
     se = np.sqrt(short.var(ddof=1) / len(short) + long.var(ddof=1) / len(long))
     assert long.mean() - short.mean() > 3 * se, (short, long)
