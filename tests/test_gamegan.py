@@ -12,7 +12,7 @@ from dream_gym.data import CollectConfig, collect, load_episodes
 from dream_gym.gamegan.discriminators import DiscriminatorConfig
 from dream_gym.gamegan.dream import GameGANDream
 from dream_gym.gamegan.heads import EpisodeHeads, EpisodeHeadsConfig, train_heads
-from dream_gym.gamegan.model import GameGANConfig, GameGANGenerator, Memory
+from dream_gym.gamegan.model import GameGANConfig, GameGANGenerator, Memory, Renderer
 from dream_gym.gamegan.training import (
     GameGANTrainConfig,
     WindowSampler,
@@ -47,11 +47,11 @@ def test_the_shift_kernel_moves_attention_and_a_mirrored_action_moves_it_back():
     torch.testing.assert_close(back, alpha)
 
 
-def _tiny_dream(seed: int = 0, heads: bool = False) -> GameGANDream:
+def _tiny_dream(seed: int = 0, heads: bool = False, **config) -> GameGANDream:
     """A tiny untrained dream; ``heads``: with episode heads (reward, done, game variables
     from a GRU over the episode) instead of the generator's own."""
     torch.manual_seed(seed)
-    cfg = GameGANConfig(**TINY)
+    cfg = GameGANConfig(**{**TINY, **config})
     episode_heads = EpisodeHeads(cfg.memory_dim + cfg.hidden + cfg.action_dim, cfg.gamevars,
                                  EpisodeHeadsConfig(hidden=8)) if heads else None
     return GameGANDream("TakeCover", GameGANGenerator(cfg), 100.0, episode_heads)
@@ -135,6 +135,32 @@ def test_temperature_scales_the_noise_and_zero_reads_change_the_dream():
     torch.testing.assert_close(roll(1.0), roll(1.0))
     assert not torch.allclose(roll(0.0), roll(1.0))
     assert not torch.allclose(roll(1.0), roll(1.0, reads=False))
+
+
+@pytest.mark.parametrize("feedback", ["frame", "encoding"])
+def test_with_encoding_feedback_the_dream_acts_from_its_prediction_not_its_render(feedback):
+    """Another renderer changes where a "frame" dream goes (each render is encoded again and
+    acted from) and only what an "encoding" dream shows (it acts from the engine's
+    prediction, the loop the dynamics stage trains)."""
+    dream = _tiny_dream(feedback=feedback)
+    frames = torch.from_numpy(_contexts()["frames"])
+
+    def roll() -> torch.Tensor:
+        s = seed_dreams(dream.initial_state(frames, torch.zeros(4, 0, dtype=torch.long)),
+                        torch.arange(4))
+        for t in range(5):
+            s, _ = dream.imagine(s, torch.full((4,), t % 3), 1.0)
+        return dream.features(s)
+
+    before = roll()
+    torch.manual_seed(1)
+    dream.net.renderer.load_state_dict(Renderer(dream.net.cfg).state_dict())
+    assert torch.allclose(before, roll()) == (feedback == "encoding")
+
+
+def test_an_unknown_feedback_names_the_choices():
+    with pytest.raises(ValueError, match="'frame', 'encoding'"):
+        GameGANGenerator(GameGANConfig(**TINY, feedback="render"))
 
 
 @pytest.fixture(scope="module")
@@ -235,6 +261,18 @@ def test_the_dynamics_stage_learns_to_hand_the_renderer_the_next_frames_encoding
                   tcfg, tmp_path, torch.device("cpu"))
     mse = tb_scalars(tmp_path)["pretrain/dynamics_mse"]  # every 10 steps
     assert np.mean(mse[-3:]) < 0.5 * mse[0], mse
+    # freeze_dynamics: adversarial updates after the same stages train the renderer and keep
+    # what the dynamics stage taught (the stages repeat bit for bit from the seed)
+    staged = train_gamegan(sampler, None, net_cfg, DiscriminatorConfig(width=4, temporal_width=4),
+                           tcfg, tmp_path / "again", torch.device("cpu")).state_dict()
+    frozen = GameGANTrainConfig(**{**tcfg.__dict__, "steps": 10, "batch_size": 4, "seq_len": 6,
+                                   "freeze_encoder": True, "freeze_dynamics": True,
+                                   "checkpoint_every": 10})
+    after = train_gamegan(sampler, None, net_cfg, DiscriminatorConfig(width=4, temporal_width=4),
+                          frozen, tmp_path / "frozen", torch.device("cpu")).state_dict()
+    for k, v in staged.items():
+        moved = not torch.equal(v, after[k])
+        assert moved == k.startswith(("renderer.", "heads.")), k
 
 
 @pytest.mark.parametrize("posterior", [True, False])

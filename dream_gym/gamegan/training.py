@@ -14,9 +14,10 @@ warm-up length, held-out open-loop error, and real/dreamed sequence grids.
 Two stages before the first update, both departures from the paper that a measured failure
 at this CPU's scale forced: the encoder and renderer learn to draw real frames as an
 autoencoder (``autoencoder_steps``), then the dynamics engine and memory learn to hand the
-renderer the next real frame's encoding over long windows (``dynamics_steps``, kept during
-the updates by ``dynamics_weight``). Without the second, the adversarial updates gave a
-dream whose view did not move when the player strafed.
+renderer the next real frame's encoding over long windows (``dynamics_steps``). Without the
+second, the adversarial updates gave a dream whose view did not move when the player strafed;
+trained on by them (even with that loss kept, ``dynamics_weight``), the engine forgot how far
+the player had strafed, so ``freeze_dynamics`` leaves them the renderer to train.
 """
 
 from __future__ import annotations
@@ -120,6 +121,13 @@ class GameGANTrainConfig:
     language the renderer and the dynamics stage were taught in. Trained jointly, it
     drifted under the adversarial losses and the dynamics loss grew 100-fold in 300 updates,
     while the dream's response to strafing faded (-1.59 to +0.20 pixels after 8 MOVE_RIGHT)."""
+    freeze_dynamics: bool = False
+    """Keep the dynamics engine, the memory and z's prior and posterior as the dynamics stage
+    left them: the adversarial updates then train the renderer and the generator's heads.
+    Trained on, with the dynamics loss kept at weight 100, the engine moved by 4% in 100
+    updates and the dream held at MOVE_LEFT from the spawn no longer reached the side wall
+    (the game's first wall frame is step 50, the dynamics stage's dream's 60; after: never in
+    120 steps; the dynamics stage's engine put back: 90)."""
     dynamics_weight: float = 0.0
     """During the adversarial updates: weight of the same loss (:func:`_dynamics_loss` on
     ``dynamics_main_batch`` windows like the stage's), so that what it taught is kept."""
@@ -191,8 +199,12 @@ def _unroll(net: GameGANGenerator, b: dict[str, torch.Tensor], warm: int,
         statics.append(out.images[0])
         if "alpha" in state:
             alphas.append(state["alpha"])
-        nxt = x[:, t + 1] if t + 1 < warm else out.frame.detach()
-        state["s"] = net.encoder(nxt)
+        if t + 1 < warm:
+            nxt = x[:, t + 1]
+            state["s"] = net.encoder(nxt)
+        else:
+            nxt = out.frame.detach()
+            state["s"] = net.next_encoding(out).detach()
         inputs.append(nxt)
     return {"x": x, "a": a, "z": z, "outs": outs, "inputs": torch.stack(inputs[:-1], 1),
             "fake": torch.stack([o.frame for o in outs], 1), "statics": statics,
@@ -247,6 +259,9 @@ def train_gamegan(sampler: WindowSampler, held: WindowSampler | None, net_cfg: G
     if cfg.dynamics_weight > 0 and not cfg.freeze_encoder:
         raise ValueError("dynamics_weight > 0 needs freeze_encoder = true: the frame encodings "
                          "that loss aims at are computed once, after the autoencoder stage.")
+    if cfg.freeze_dynamics and cfg.dynamics_weight > 0:
+        raise ValueError("freeze_dynamics = true leaves the dynamics loss nothing to train: "
+                         "set dynamics_weight = 0.")
     seed_everything(cfg.seed)
     run_dir = Path(run_dir)
     G = GameGANGenerator(net_cfg).to(device)
@@ -255,16 +270,21 @@ def train_gamegan(sampler: WindowSampler, held: WindowSampler | None, net_cfg: G
     betas = tuple(cfg.betas)
     opt = torch.optim.Adam([{"params": G.parameters(), "lr": cfg.lr},
                             {"params": D.parameters(), "lr": cfg.lr_disc}], betas=betas)
-    progress = load_training_state(run_dir / "ckpt", both, opt) or {"step": 0}
+    resumed = load_training_state(run_dir / "ckpt", both, opt)
+    progress = resumed or {"step": 0}
     held_batch = held.sample(16) if held is not None else None
     writer = make_writer(run_dir, cfg)
-    if progress["step"] == 0 and cfg.autoencoder_steps > 0:
+    if resumed is None and cfg.autoencoder_steps > 0:
         _pretrain_autoencoder(G, sampler, cfg, writer)
-    windows = DynamicsWindows(G, sampler, cfg) \
-        if cfg.dynamics_steps > 0 or cfg.dynamics_weight > 0 else None
-    if progress["step"] == 0 and cfg.dynamics_steps > 0:
+    stage = resumed is None and cfg.dynamics_steps > 0
+    windows = DynamicsWindows(G, sampler, cfg) if stage or cfg.dynamics_weight > 0 else None
+    if stage:
         _pretrain_dynamics(G, windows, cfg, writer)
+    if resumed is None and cfg.autoencoder_steps + cfg.dynamics_steps > 0:
+        save_training_state(run_dir / "ckpt", both, opt, progress)  # the stages, done once
     G.encoder.requires_grad_(not cfg.freeze_encoder)  # no gradient: Adam leaves it as it is
+    for part in _dynamics_parts(G):
+        part.requires_grad_(not cfg.freeze_dynamics)
     t0 = time.time()
     bar = tqdm(range(progress["step"], cfg.steps), initial=progress["step"], total=cfg.steps,
                desc="train GameGAN")
@@ -424,6 +444,13 @@ class DynamicsWindows:
         return self.S[torch.from_numpy(t).to(self.S.device)], a.to(self.S.device)
 
 
+def _dynamics_parts(G: GameGANGenerator) -> list[torch.nn.Module]:
+    """What the dynamics stage trains: the engine, the memory (or the no-memory variant's
+    projection) and z's posterior and prior."""
+    parts = [G.engine, G.memory if G.memory is not None else G.to_dynamic, G.posterior, G.prior]
+    return [p for p in parts if p is not None]
+
+
 def _pretrain_dynamics(G: GameGANGenerator, windows: DynamicsWindows, cfg: GameGANTrainConfig,
                        writer) -> None:
     """The dynamics engine and the memory learn to hand the renderer the next real frame's
@@ -431,10 +458,7 @@ def _pretrain_dynamics(G: GameGANGenerator, windows: DynamicsWindows, cfg: GameG
     Deterministic given the seed, like the autoencoder stage."""
     rng = np.random.default_rng((cfg.seed, 2))
     torch.manual_seed(cfg.seed + 2)
-    params = [*G.engine.parameters(),
-              *(G.memory.parameters() if G.memory is not None else G.to_dynamic.parameters()),
-              *(G.posterior.parameters() if G.posterior is not None else []),
-              *(G.prior.parameters() if G.prior is not None else [])]
+    params = [p for part in _dynamics_parts(G) for p in part.parameters()]
     opt = torch.optim.Adam(params, lr=cfg.dynamics_lr, betas=tuple(cfg.betas))
     for step in tqdm(range(cfg.dynamics_steps), desc="dynamics on frame encodings"):
         loss, mse, kl = _dynamics_loss(G, *windows.sample(rng, cfg.dynamics_batch), cfg)
