@@ -5,9 +5,11 @@ current frame and its encoding. Each imagined step draws the noise z from the dr
 stream, scaled by sqrt(temperature) (the family's randomness knob: 0 gives the mean
 future, 1 the trained noise; with a learned prior, ``z_posterior``, the noise is drawn
 through it and 0 gives its mean), renders the next frame and feeds it back through the
-encoder, as GameGAN does. The latent observation is [s, h]: the current frame's encoding and the
-engine's hidden state; with episode heads (:mod:`dream_gym.gamegan.heads`, which then give
-reward, done and the game variables) their memory g is appended: [s, h, g].
+encoder, as GameGAN does (or, with ``feedback = "encoding"``, feeds back the engine's own
+prediction of that encoding and renders only for the eyes). The latent observation is
+[s, h]: the current frame's encoding and the engine's hidden state; with episode heads
+(:mod:`dream_gym.gamegan.heads`, which then give reward, done and the game variables) their
+memory g is appended: [s, h, g].
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import torch
 from dream_gym import keyed_random
 from dream_gym.checkpoint import CheckpointError, load_state_dict, save_json, save_tensors
 from dream_gym.contract import State, Transition, model_config
-from dream_gym.gamegan.model import GameGANConfig, GameGANGenerator
+from dream_gym.gamegan.model import GameGANConfig, GameGANGenerator, StepOut
 from dream_gym.games import get_game
 
 if TYPE_CHECKING:
@@ -67,18 +69,18 @@ class GameGANDream(torch.nn.Module):
         return self.spec.action_features(actions.to(self.device))
 
     def _step(self, state: State, a: torch.Tensor, z: torch.Tensor, render: bool = True
-              ) -> tuple[State, tuple[torch.Tensor, ...] | None, torch.Tensor | None]:
+              ) -> tuple[State, tuple[torch.Tensor, ...] | None, StepOut | None]:
         """The generator's step from ``state``'s model part, then the heads: (new model
-        state without the next ``s``, (reward, done logit, game variables), frame); with
-        ``render=False`` (the next input is a real frame) no frame and no generator heads."""
+        state without the next ``s``, (reward, done logit, game variables), the generator's
+        output); with ``render=False`` (the next input is a real frame) no output and no
+        generator heads."""
         inner = {k: v for k, v in state.items() if k not in ("key", "t", "frame", "g")}
         new, out = self.net.step(inner, a, z, self.memory_reads, render)
         if self.heads is None:
-            return new, (out.reward, out.done_logit, out.gamevars) if out else None, \
-                out.frame if out else None
+            return new, (out.reward, out.done_logit, out.gamevars) if out else None, out
         r, logit, gv, new["g"] = self.heads.step(torch.cat([inner["s"], new["h"], a], -1),
                                                  state["g"])
-        return new, (r, logit, gv), out.frame if out else None
+        return new, (r, logit, gv), out
 
     def _hazard(self, done_logit: torch.Tensor) -> torch.Tensor:
         return (self.heads or self.net).hazard(done_logit)
@@ -106,8 +108,9 @@ class GameGANDream(torch.nn.Module):
         zdim = self.net.cfg.z_dim
         u_normal, u_done = keyed_random.uniform_streams(key, t, (2 * ((zdim + 1) // 2), 1))
         z = keyed_random.box_muller(u_normal, zdim).to(self.device) * float(temperature) ** 0.5
-        new, (reward, logit, gamevars), frame = self._step(state, self._a(actions), z)
-        new["s"] = self.net.encoder(frame)
+        new, (reward, logit, gamevars), out = self._step(state, self._a(actions), z)
+        new["s"] = self.net.next_encoding(out)
+        frame = out.frame
         done = u_done[:, 0].to(self.device) < self._hazard(logit)
         return ({**new, "frame": frame, "key": key, "t": t + 1},
                 Transition(reward, done, gamevars * self.gamevar_scale))

@@ -58,12 +58,22 @@ class GameGANConfig:
     """Weight of done=1 targets in the done head's loss (the head's odds are inflated by it)."""
     done_window: int = 1
     """The done head predicts "the episode ends within this many steps"."""
+    feedback: str = "frame"
+    """What the next step is given as the frame it acts from, in a dream: "frame", the rendered
+    frame encoded again (the paper's loop), or "encoding", the engine's own prediction of the
+    next frame's encoding (the dynamic component's input; the loop the dynamics stage trains).
+    Through the renderer the loop lost how far the player had strafed: held MOVE_LEFT from
+    the spawn, the side wall came into view at step 61 with "encoding" and never in 120 steps
+    with "frame", the same engine after 100 adversarial renderer updates."""
     z_posterior: bool = False
     """Train the dynamics as a conditional VAE: a posterior q(z_t | h, s_t, a_t, s_t+1) and a
     learned prior p(z_t | h, s_t, a_t), so that z carries what the action does not decide
     (where monsters appear, when a wall comes into view) and a dream draws one future
     instead of the mean of all of them. The dream's noise e ~ N(0, 1) becomes
     z = mean + std * e of the prior; temperature 0 gives the prior's mean."""
+
+
+_FEEDBACK = ("frame", "encoding")
 
 
 def _lrelu(x: torch.Tensor) -> torch.Tensor:
@@ -250,6 +260,8 @@ class GameGANGenerator(nn.Module):
 
     def __init__(self, cfg: GameGANConfig) -> None:
         super().__init__()
+        if cfg.feedback not in _FEEDBACK:
+            raise ValueError(f"feedback = {cfg.feedback!r}: use one of {_FEEDBACK}.")
         self.cfg = cfg
         self.encoder = FrameEncoder(cfg)
         self.engine = DynamicsEngine(cfg)
@@ -259,6 +271,10 @@ class GameGANGenerator(nn.Module):
         self.heads = nn.Linear(cfg.hidden, 2 + cfg.gamevars)  # reward, done logit, gamevars
         self.posterior = ZGaussian(cfg, sees_next=True) if cfg.z_posterior else None
         self.prior = ZGaussian(cfg, sees_next=False) if cfg.z_posterior else None
+
+    def next_encoding(self, out: StepOut) -> torch.Tensor:
+        """The encoding a dream's next step acts from (``feedback``): (B, memory_dim)."""
+        return self.encoder(out.frame) if self.cfg.feedback == "frame" else out.inputs[-1]
 
     def initial(self, frames: torch.Tensor) -> dict[str, torch.Tensor]:
         """The state before the first step, given the first frame (B, 3, S, S)."""
