@@ -47,14 +47,19 @@ def test_the_shift_kernel_moves_attention_and_a_mirrored_action_moves_it_back():
     torch.testing.assert_close(back, alpha)
 
 
-def _tiny_dream(seed: int = 0, heads: bool = False, **config) -> GameGANDream:
+def _tiny_dream(seed: int = 0, heads: bool = False, noise: float | None = None,
+                **config) -> GameGANDream:
     """A tiny untrained dream; ``heads``: with episode heads (reward, done, game variables
-    from a GRU over the episode) instead of the generator's own."""
+    from a GRU over the episode) instead of the generator's own; ``noise``: its encodings
+    drawn with this std around the prediction."""
     torch.manual_seed(seed)
+    if noise is not None:
+        config["feedback"] = "encoding"
     cfg = GameGANConfig(**{**TINY, **config})
     episode_heads = EpisodeHeads(cfg.memory_dim + cfg.hidden + cfg.action_dim, cfg.gamevars,
                                  EpisodeHeadsConfig(hidden=8)) if heads else None
-    return GameGANDream("TakeCover", GameGANGenerator(cfg), 100.0, episode_heads)
+    return GameGANDream("TakeCover", GameGANGenerator(cfg), 100.0, episode_heads,
+                        None if noise is None else torch.full((cfg.memory_dim,), noise))
 
 
 def _contexts(n: int = 4) -> dict[str, np.ndarray]:
@@ -81,7 +86,7 @@ def test_a_gamegan_dream_is_a_checked_gymnasium_env_with_the_real_spaces(heads):
 def test_a_saved_dream_with_episode_heads_loads_as_the_same_dream(tmp_path):
     from dream_gym.zoo import load_model
 
-    dream = _tiny_dream(heads=True)
+    dream = _tiny_dream(heads=True, noise=0.3)
     dream.save(tmp_path)
     again = load_model(tmp_path)
     frames = torch.from_numpy(_contexts()["frames"])
@@ -97,12 +102,13 @@ def test_a_saved_dream_with_episode_heads_loads_as_the_same_dream(tmp_path):
     torch.testing.assert_close(roll(again), roll(dream))
 
 
-@pytest.mark.parametrize("heads", [False, True], ids=["generator_heads", "episode_heads"])
-def test_a_gamegan_dream_is_the_same_alone_and_in_a_batch(heads):
+@pytest.mark.parametrize("heads,noise", [(False, None), (True, None), (True, 0.3)],
+                         ids=["generator_heads", "episode_heads", "encoding_noise"])
+def test_a_gamegan_dream_is_the_same_alone_and_in_a_batch(heads, noise):
     from dream_gym.envs.dream_env import DreamEnv
     from dream_gym.envs.vector import DreamVectorEnv
 
-    dream = _tiny_dream(heads=heads)
+    dream = _tiny_dream(heads=heads, noise=noise)
     venv = DreamVectorEnv(3, dream, obs_type="latent", contexts=_contexts())
     obs, _ = venv.reset(seed=7)
     batched = [obs]
@@ -156,6 +162,28 @@ def test_with_encoding_feedback_the_dream_acts_from_its_prediction_not_its_rende
     torch.manual_seed(1)
     dream.net.renderer.load_state_dict(Renderer(dream.net.cfg).state_dict())
     assert torch.allclose(before, roll()) == (feedback == "encoding")
+
+
+def test_encoding_noise_draws_the_next_encoding_around_the_prediction():
+    """The same dream with and without encoding noise, the same seeds: z and the ends are
+    drawn alike, so one step apart the encodings differ by the noise alone, whose spread
+    over 512 dreams is the std asked for, scaled by sqrt(temperature)."""
+    n, std = 512, 0.3
+    frames = torch.from_numpy(_contexts(1)["frames"]).expand(n, -1, -1, -1, -1)
+
+    def first_step(noise: float | None, tau: float) -> torch.Tensor:
+        dream = _tiny_dream(noise=noise, feedback="encoding")
+        s = seed_dreams(dream.initial_state(frames, torch.zeros(n, 0, dtype=torch.long)),
+                        torch.arange(n))
+        return dream.imagine(s, torch.ones(n, dtype=torch.long), tau)[0]["s"]
+
+    for tau in (1.0, 0.25):
+        diff = first_step(std, tau) - first_step(None, tau)
+        spread = diff.std(0)
+        assert ((spread / (std * tau ** 0.5) - 1).abs() < 0.15).all(), spread
+    with pytest.raises(ValueError, match='feedback = "encoding"'):
+        GameGANDream("TakeCover", GameGANGenerator(GameGANConfig(**TINY)), 100.0, None,
+                     torch.ones(TINY["memory_dim"]))
 
 
 def test_an_unknown_feedback_names_the_choices():

@@ -6,7 +6,8 @@ stream, scaled by sqrt(temperature) (the family's randomness knob: 0 gives the m
 future, 1 the trained noise; with a learned prior, ``z_posterior``, the noise is drawn
 through it and 0 gives its mean), renders the next frame and feeds it back through the
 encoder, as GameGAN does (or, with ``feedback = "encoding"``, feeds back the engine's own
-prediction of that encoding and renders only for the eyes). The latent observation is
+prediction of that encoding, drawn around it with ``encoding_noise``, and renders only for
+the eyes). The latent observation is
 [s, h]: the current frame's encoding and the engine's hidden state; with episode heads
 (:mod:`dream_gym.gamegan.heads`, which then give reward, done and the game variables) their
 memory g is appended: [s, h, g].
@@ -48,8 +49,12 @@ class GameGANDream(torch.nn.Module):
     """A trained GameGAN generator as a batched dream."""
 
     def __init__(self, game: str, net: GameGANGenerator, gamevar_scale: float = 1.0,
-                 heads: EpisodeHeads | None = None) -> None:
+                 heads: EpisodeHeads | None = None,
+                 encoding_noise: torch.Tensor | None = None) -> None:
         super().__init__()
+        if encoding_noise is not None and net.cfg.feedback != "encoding":
+            raise ValueError("encoding_noise draws the encoding a dream acts from: it needs "
+                             'feedback = "encoding" (with "frame" the render is encoded).')
         self.game, self.spec = game, get_game(game)
         self.net = net.eval()
         self.heads = heads.eval() if heads is not None else None
@@ -59,6 +64,10 @@ class GameGANDream(torch.nn.Module):
         self.memory_reads = True
         """False zeroes the memory's reads (the memory-use check); the dream is then the
         model without what it remembers."""
+        self.register_buffer("encoding_noise", encoding_noise, persistent=False)
+        """Per-dimension std (memory_dim,) of the real next encoding around the engine's
+        prediction (:func:`dream_gym.gamegan.training.encoding_residual_std`); None: the
+        dream acts from the prediction itself."""
         self.requires_grad_(False)
 
     @property
@@ -105,11 +114,17 @@ class GameGANDream(torch.nn.Module):
             raise ValueError("This state has no random stream: pass it through "
                              "dream_gym.contract.seed_dreams(state, seeds) before imagine().")
         key, t = state["key"], state["t"]
-        zdim = self.net.cfg.z_dim
-        u_normal, u_done = keyed_random.uniform_streams(key, t, (2 * ((zdim + 1) // 2), 1))
-        z = keyed_random.box_muller(u_normal, zdim).to(self.device) * float(temperature) ** 0.5
+        zdim, sdim = self.net.cfg.z_dim, self.net.cfg.memory_dim
+        sizes = (2 * ((zdim + 1) // 2), 1) + ((2 * ((sdim + 1) // 2),)
+                                              if self.encoding_noise is not None else ())
+        u_normal, u_done, *u_enc = keyed_random.uniform_streams(key, t, sizes)
+        scale = float(temperature) ** 0.5
+        z = keyed_random.box_muller(u_normal, zdim).to(self.device) * scale
         new, (reward, logit, gamevars), out = self._step(state, self._a(actions), z)
         new["s"] = self.net.next_encoding(out)
+        if self.encoding_noise is not None:  # the next encoding drawn around the prediction
+            new["s"] = new["s"] + keyed_random.box_muller(u_enc[0], sdim).to(self.device) \
+                * self.encoding_noise * scale
         frame = out.frame
         done = u_done[:, 0].to(self.device) < self._hazard(logit)
         return ({**new, "frame": frame, "key": key, "t": t + 1},
@@ -140,6 +155,8 @@ class GameGANDream(torch.nn.Module):
             save_tensors(d / "heads.safetensors", self.heads.state_dict())
             extra["episode_heads"] = asdict(self.heads.cfg)
             extra["episode_heads_inputs"] = self.heads.gru.input_size
+        if self.encoding_noise is not None:
+            extra["encoding_noise"] = [round(float(v), 6) for v in self.encoding_noise]
         save_json(d / "config.json", model_config(FAMILY, self.spec,
                                                   gamegan=asdict(self.net.cfg),
                                                   gamevar_scale=self.gamevar_scale, **extra))
@@ -156,9 +173,11 @@ class GameGANDream(torch.nn.Module):
             heads = EpisodeHeads(int(config["episode_heads_inputs"]), net.cfg.gamevars,
                                  EpisodeHeadsConfig(**config["episode_heads"])) \
                 if "episode_heads" in config else None
+            noise = torch.tensor(config["encoding_noise"], dtype=torch.float32) \
+                if "encoding_noise" in config else None
         except (KeyError, TypeError) as e:
             raise CheckpointError(f"{d / 'config.json'} is not a GameGAN config: {e}") from e
         load_state_dict(net, d / "gamegan.safetensors")
         if heads is not None:
             load_state_dict(heads, d / "heads.safetensors")
-        return cls(game, net, scale, heads).to(device)
+        return cls(game, net, scale, heads, noise).to(device)
