@@ -121,13 +121,12 @@ class GameGANDream(torch.nn.Module):
         scale = float(temperature) ** 0.5
         z = keyed_random.box_muller(u_normal, zdim).to(self.device) * scale
         new, (reward, logit, gamevars), out = self._step(state, self._a(actions), z)
-        new["s"] = self.net.next_encoding(out)
+        new["s"] = self.net.next_encoding(out.frame, out.inputs[-1])
         if self.encoding_noise is not None:  # the next encoding drawn around the prediction
             new["s"] = new["s"] + keyed_random.box_muller(u_enc[0], sdim).to(self.device) \
                 * self.encoding_noise * scale
-        frame = out.frame
         done = u_done[:, 0].to(self.device) < self._hazard(logit)
-        return ({**new, "frame": frame, "key": key, "t": t + 1},
+        return ({**new, "frame": out.frame, "key": key, "t": t + 1},
                 Transition(reward, done, gamevars * self.gamevar_scale))
 
     @torch.no_grad()

@@ -272,9 +272,10 @@ class GameGANGenerator(nn.Module):
         self.posterior = ZGaussian(cfg, sees_next=True) if cfg.z_posterior else None
         self.prior = ZGaussian(cfg, sees_next=False) if cfg.z_posterior else None
 
-    def next_encoding(self, out: StepOut) -> torch.Tensor:
-        """The encoding a dream's next step acts from (``feedback``): (B, memory_dim)."""
-        return self.encoder(out.frame) if self.cfg.feedback == "frame" else out.inputs[-1]
+    def next_encoding(self, frame: torch.Tensor, predicted: torch.Tensor) -> torch.Tensor:
+        """The encoding a dream's next step acts from (``feedback``): the rendered ``frame``
+        encoded, or the engine's ``predicted`` encoding (a step's last renderer input)."""
+        return self.encoder(frame) if self.cfg.feedback == "frame" else predicted
 
     def initial(self, frames: torch.Tensor) -> dict[str, torch.Tensor]:
         """The state before the first step, given the first frame (B, 3, S, S)."""

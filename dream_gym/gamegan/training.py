@@ -202,9 +202,9 @@ def _unroll(net: GameGANGenerator, b: dict[str, torch.Tensor], warm: int,
         if t + 1 < warm:
             nxt = x[:, t + 1]
             state["s"] = net.encoder(nxt)
-        else:
+        else:  # its own render (or prediction), no gradient back through the unroll
             nxt = out.frame.detach()
-            state["s"] = net.next_encoding(out).detach()
+            state["s"] = net.next_encoding(nxt, out.inputs[-1].detach())
         inputs.append(nxt)
     return {"x": x, "a": a, "z": z, "outs": outs, "inputs": torch.stack(inputs[:-1], 1),
             "fake": torch.stack([o.frame for o in outs], 1), "statics": statics,
@@ -604,10 +604,12 @@ def run_stages(r: dict[str, Any], run_dir: Path, stages, device: torch.device) -
     final = run_dir / "gamegan" / "final.safetensors"
     held = np.random.default_rng(seed).random(len(episodes.lengths)) < tcfg.holdout
 
+    def train_windows() -> WindowSampler:
+        return WindowSampler(episodes, game.name, tcfg.seq_len, scale, net_cfg.done_window,
+                             np.random.default_rng(seed), np.flatnonzero(~held))
+
     def train_stage():
-        rng = np.random.default_rng(seed)
-        train = WindowSampler(episodes, game.name, tcfg.seq_len, scale, net_cfg.done_window,
-                              rng, np.flatnonzero(~held))
+        train = train_windows()
         test = WindowSampler(episodes, game.name, tcfg.seq_len, scale, net_cfg.done_window,
                              np.random.default_rng(seed + 1), np.flatnonzero(held)) \
             if held.any() else None
@@ -642,11 +644,8 @@ def run_stages(r: dict[str, Any], run_dir: Path, stages, device: torch.device) -
     noise = None
     if extra.encoding_noise:
         def noise_stage():
-            train = WindowSampler(episodes, game.name, tcfg.seq_len, scale,
-                                  net_cfg.done_window, np.random.default_rng(seed),
-                                  np.flatnonzero(~held))
             torch.manual_seed(seed + 3)  # the posterior's draws
-            std = encoding_residual_std(net, DynamicsWindows(net, train, tcfg),
+            std = encoding_residual_std(net, DynamicsWindows(net, train_windows(), tcfg),
                                         np.random.default_rng((seed, 3)))
             return {"std": [round(float(v), 6) for v in std]}
 
