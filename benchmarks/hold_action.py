@@ -34,6 +34,10 @@ def main() -> None:
     p.add_argument("--temperature", type=float, default=0.0,
                    help="the dream's randomness knob (0: the mean future)")
     p.add_argument("--dreams", type=int, default=1, help="dreams held alike (own noise each)")
+    p.add_argument("--share", type=float, default=1.0,
+                   help="each step takes the action with this chance, else no-op (the same "
+                        "steps in game and dream): the right-strafing bursts a dream-trained "
+                        "controller plays, which held random actions never show")
     p.add_argument("--out", default="benchmarks/results/hold_action.png")
     args = p.parse_args()
     model, contexts = load_model(args.model), load_contexts(args.model)
@@ -43,19 +47,21 @@ def main() -> None:
     state = seed_dreams(model.initial_state(contexts["frames"][first],
                                             contexts["actions"][first, :-1]), torch.arange(n))
     size = model.render(state).shape[1]
+    actions = np.where(np.random.default_rng(args.seed).random(args.steps) < args.share,
+                       args.action, 0)
     env = spec.make()
     obs, _ = env.reset(seed=args.seed)
     real = []
-    for _ in range(args.steps):
+    for a in actions:
         real.append(np.asarray(Image.fromarray(spec.screen(obs)).resize((size, size))))
-        obs, _, terminated, truncated, _ = env.step(args.action)
+        obs, _, terminated, truncated, _ = env.step(int(a))
         if terminated or truncated:
             break
     env.close()
     dream = []
-    for _ in range(args.steps):
+    for a in actions:
         dream.append(model.render(state).numpy())
-        state, _ = model.imagine(state, torch.full((n,), args.action), args.temperature)
+        state, _ = model.imagine(state, torch.full((n,), int(a)), args.temperature)
     real, dream = np.stack(real), np.stack(dream, 1)  # (T, S, S, 3), (n, steps, S, S, 3)
 
     def first_wall(frames: np.ndarray) -> str:
@@ -70,8 +76,8 @@ def main() -> None:
     Image.fromarray(img).resize((3 * img.shape[1], 3 * img.shape[0]), Image.NEAREST).save(out)
     ended = f"ended at step {len(real)}" if len(real) < args.steps \
         else f"still alive at {args.steps}"
-    print(f"action {args.action} held: the game {ended} (seed {args.seed}); "
-          f"frames every {args.every} steps, game above, dream 0 below: {out}")
+    print(f"action {args.action} held (share {args.share:g} of steps): the game {ended} "
+          f"(seed {args.seed}); frames every {args.every} steps, game above, dream 0 below: {out}")
     print(f"first step with a side wall in view: game {first_wall(real)}; dreams at "
           f"temperature {args.temperature}: {[first_wall(d) for d in dream]}")
 

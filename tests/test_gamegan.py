@@ -345,3 +345,110 @@ def test_the_posterior_lets_the_dream_draw_one_future_instead_of_their_mean(post
         assert moved > 0.6, steps
     else:
         assert moved < 0.3, steps
+
+
+TINY_RECIPE = """
+name = "tiny_gamegan"
+game = "TakeCover"
+family = "gamegan"
+seed = 5
+[collect]
+episodes = 6
+episodes_per_shard = 3
+workers = 1
+max_steps = 120
+[gamegan]
+z_dim = 4
+hidden = 32
+memory_grid = 5
+memory_dim = 16
+enc_width = 4
+render_width = 4
+mirror_actions = [[2, 1]]
+done_window = 10
+autoencoder_steps = 20
+autoencoder_batch = 16
+dynamics_steps = 20
+dynamics_seq_len = 16
+dynamics_batch = 8
+dynamics_warmup = 2
+z_posterior = true
+feedback = "encoding"
+encoding_noise = true
+freeze_encoder = true
+freeze_dynamics = true
+steps = 4
+batch_size = 2
+seq_len = 6
+warmup_start = 3
+warmup_end = 2
+warmup_decay_steps = 2
+holdout = 0.0
+[discriminators]
+width = 4
+temporal_width = 4
+[heads]
+hidden = 8
+steps = 5
+batch_size = 4
+done_window = 10
+[controller]
+generations = 1
+population = 4
+rollouts = 1
+max_steps = 40
+eval_rollouts = 4
+[iterate]
+rounds = 1
+episodes = 4
+episodes_per_shard = 4
+dynamics_steps = 60
+dynamics_lr = 3e-3
+check_episodes = 2
+[context]
+count = 4
+"""
+
+
+@pytest.mark.slow
+def test_a_gamegan_recipe_round_refits_the_engine_to_the_controllers_real_play(tmp_path):
+    """World Models' iterative procedure on a tiny GameGAN recipe, from no data: round 1
+    plays the dream-trained controller in the real game, refits the engine on all real data
+    (its encoding error on the controller's episodes falls below the first engine's), fits
+    heads and noise again and exports a dream that loads, with the round's controller."""
+    from dream_gym.checkpoint import load_json, load_tensors
+    from dream_gym.data import concat_episodes
+    from dream_gym.gamegan.training import DynamicsWindows
+    from dream_gym.training.recipe import run_recipe
+    from dream_gym.zoo import load_model
+
+    recipe = tmp_path / "tiny.toml"
+    recipe.write_text(TINY_RECIPE)
+    model_dir = run_recipe(recipe, tmp_path / "runs", torch.device("cpu"))
+    run = tmp_path / "runs" / "tiny_gamegan"
+    stages = load_json(run / "stages.json")
+    for name in ("round1_collect", "round1_dynamics", "round1_controller", "round1_check"):
+        assert name in stages, sorted(stages)
+    played = load_episodes(run / "round1" / "data")
+    assert len(played.lengths) == 4
+    cfg = GameGANConfig(**{**TINY, "z_posterior": True, "feedback": "encoding"},
+                        action_dim=3, gamevars=played.gamevars.shape[1])
+    errors = []
+    for weights in (run / "gamegan" / "final.safetensors", run / "round1" / "gamegan.safetensors"):
+        G = GameGANGenerator(cfg)
+        G.load_state_dict(load_tensors(weights))
+        tcfg = GameGANTrainConfig(dynamics_seq_len=16, dynamics_warmup=2)
+        both = concat_episodes([load_episodes(run / "data"), played])
+        first_new = len(both.lengths) - len(played.lengths)
+        ids = np.arange(first_new, len(both.lengths))
+        windows = DynamicsWindows(G, WindowSampler(both, "TakeCover", 6, 100.0, 10,
+                                                   np.random.default_rng(0), ids), tcfg)
+        torch.manual_seed(0)
+        with torch.no_grad():
+            errors.append(float(_dynamics_loss(G, *windows.sample(np.random.default_rng(1), 32),
+                                               tcfg)[1]))
+    assert errors[1] < 0.8 * errors[0], errors
+    dream = load_model(model_dir)  # the round's engine (G, the last loaded) is the dream's
+    for k, v in G.engine.state_dict().items():
+        torch.testing.assert_close(dream.net.engine.state_dict()[k], v, msg=k)
+    assert dream.heads is not None and (model_dir / "controller.json").exists()

@@ -22,6 +22,7 @@ the player had strafed, so ``freeze_dynamics`` leaves them the renderer to train
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,7 +35,14 @@ from tqdm import tqdm
 
 from dream_gym.checkpoint import load_json, load_tensors, save_tensors
 from dream_gym.config import pick
-from dream_gym.data import CollectConfig, Episodes, collect, load_episodes, save_contexts
+from dream_gym.data import (
+    CollectConfig,
+    Episodes,
+    collect,
+    concat_episodes,
+    load_episodes,
+    save_contexts,
+)
 from dream_gym.frame_gan.images import image_grid
 from dream_gym.gamegan.discriminators import DiscriminatorConfig, Discriminators
 from dream_gym.gamegan.dream import GameGANDream, to_uint8, to_unit
@@ -48,6 +56,7 @@ from dream_gym.training.common import (
     seed_everything,
 )
 from dream_gym.training.controller import ControllerTrainConfig
+from dream_gym.training.iterate import RoundsConfig, round_episodes, run_round
 from dream_gym.training.recipe import (
     ContextConfig,
     EvaluateConfig,
@@ -56,7 +65,7 @@ from dream_gym.training.recipe import (
 )
 
 __all__ = ["GameGANTrainConfig", "WindowSampler", "train_gamegan", "run_stages",
-           "RECIPE_SECTIONS", "open_loop_error", "encoding_residual_std"]
+           "RECIPE_SECTIONS", "GameGANIterateConfig", "open_loop_error", "encoding_residual_std"]
 
 
 @dataclass
@@ -551,6 +560,20 @@ def _log_grids(writer, G: GameGANGenerator, batch: dict[str, torch.Tensor], step
 
 
 @dataclass
+class GameGANIterateConfig(RoundsConfig):
+    """GameGAN's rounds (World Models' iterative procedure, :mod:`dream_gym.training.iterate`):
+    the dynamics engine and memory are refit on all real data so far, starting each round
+    from the trained generator's (as ``refit_from = "first"`` in the TakeCover World Models
+    recipe), the encoder and renderer fixed as the updates left them; then the episode
+    heads and the encoding noise are fitted again on all the data. The controller evolved
+    in the first dream strafed right in short bursts mixed with no-ops, which random held
+    actions never show from the spawn: the dream never reached the right wall under them."""
+
+    dynamics_steps: int = 400
+    dynamics_lr: float = 5e-4
+
+
+@dataclass
 class GameGANRecipe:
     """What ``[gamegan]`` sets beyond the generator's shape and training."""
 
@@ -576,6 +599,7 @@ RECIPE_SECTIONS: dict[str, tuple[type, ...]] = {
     "discriminators": (DiscriminatorConfig,),
     "heads": (EpisodeHeadsConfig,),
     "controller": (ControllerTrainConfig,),
+    "iterate": (GameGANIterateConfig,),
     "final_controller": (ControllerTrainConfig,),
     "context": (ContextConfig,),
     "evaluate": (EvaluateConfig,),
@@ -584,9 +608,29 @@ RECIPE_SECTIONS: dict[str, tuple[type, ...]] = {
 and evaluation as in World Models' recipes)."""
 
 
+def _heads(net: GameGANGenerator, episodes: Episodes, game: str, train_ids: np.ndarray,
+           held_ids: np.ndarray, scale: float, hcfg: EpisodeHeadsConfig, out: Path
+           ) -> dict[str, Any]:
+    """Fit the episode heads (:func:`train_heads`), save them to ``out/heads.safetensors``."""
+    writer = make_writer(out / "heads", hcfg)
+    fitted, report = train_heads(net, episodes, game, train_ids, held_ids, scale, hcfg, writer)
+    writer.close()
+    save_tensors(out / "heads.safetensors", fitted.state_dict())
+    return {"held_out": report, "inputs": fitted.gru.input_size}
+
+
+def _noise(net: GameGANGenerator, sampler: WindowSampler, tcfg: GameGANTrainConfig, seed: int
+           ) -> dict[str, Any]:
+    torch.manual_seed(seed + 3)  # the posterior's draws
+    std = encoding_residual_std(net, DynamicsWindows(net, sampler, tcfg),
+                                np.random.default_rng((seed, 3)))
+    return {"std": [round(float(v), 6) for v in std]}
+
+
 def run_stages(r: dict[str, Any], run_dir: Path, stages, device: torch.device) -> Path:
     """Collect (the same stage and data format as World Models'), train, export, then the
-    controller and its evaluation exactly as a World Models recipe runs them."""
+    controller, World Models' iterative rounds (``[iterate]``) and the evaluation exactly as
+    a World Models recipe runs them."""
     seed = r.get("seed", 0)
     data_dir, model_dir = run_dir / "data", run_dir / "model"
     ccfg = pick(CollectConfig, r["collect"], game=r["game"], seed=seed)
@@ -603,19 +647,18 @@ def run_stages(r: dict[str, Any], run_dir: Path, stages, device: torch.device) -
     d_cfg = pick(DiscriminatorConfig, r.get("discriminators", {}))
     final = run_dir / "gamegan" / "final.safetensors"
     held = np.random.default_rng(seed).random(len(episodes.lengths)) < tcfg.holdout
+    train_ids, held_ids = np.flatnonzero(~held), np.flatnonzero(held)
 
-    def train_windows() -> WindowSampler:
-        return WindowSampler(episodes, game.name, tcfg.seq_len, scale, net_cfg.done_window,
-                             np.random.default_rng(seed), np.flatnonzero(~held))
+    def windows(eps: Episodes, ids: np.ndarray) -> WindowSampler:
+        return WindowSampler(eps, game.name, tcfg.seq_len, scale, net_cfg.done_window,
+                             np.random.default_rng(seed), ids)
 
     def train_stage():
-        train = train_windows()
         test = WindowSampler(episodes, game.name, tcfg.seq_len, scale, net_cfg.done_window,
-                             np.random.default_rng(seed + 1), np.flatnonzero(held)) \
-            if held.any() else None
+                             np.random.default_rng(seed + 1), held_ids) if held.any() else None
         limit = extra.time_limit_minutes * 60 if extra.time_limit_minutes else None
-        net = train_gamegan(train, test, net_cfg, d_cfg, tcfg, run_dir / "gamegan", device,
-                            limit)
+        net = train_gamegan(windows(episodes, train_ids), test, net_cfg, d_cfg, tcfg,
+                            run_dir / "gamegan", device, limit)
         if load_json(run_dir / "gamegan" / "ckpt" / "progress.json")["step"] < tcfg.steps:
             raise SystemExit(f"[recipe] gamegan: stopped at the time limit; run the same "
                              f"command again to resume from {run_dir / 'gamegan' / 'ckpt'}.")
@@ -623,37 +666,58 @@ def run_stages(r: dict[str, Any], run_dir: Path, stages, device: torch.device) -
         return {"steps": tcfg.steps}
 
     stages.run("gamegan", train_stage)
+    hcfg = pick(EpisodeHeadsConfig, r["heads"], seed=seed) if "heads" in r else None
+
+    def export(net: GameGANGenerator, heads_dir: Path, heads_report: dict | None,
+               noise_std: list[float] | None, to: list[Path]) -> None:
+        heads = None
+        if hcfg is not None and heads_report is not None:
+            heads = EpisodeHeads(heads_report["inputs"], net_cfg.gamevars, hcfg)
+            heads.load_state_dict(load_tensors(heads_dir / "heads.safetensors"))
+        noise = torch.tensor(noise_std) if noise_std is not None else None
+        for d in to:
+            GameGANDream(game.name, net, scale, heads, noise).save(d)
+
     net = GameGANGenerator(net_cfg)
     net.load_state_dict(load_tensors(final))
-    heads = None
-    if "heads" in r:  # reward, done and game variables from whole episodes (heads.py)
-        hcfg = pick(EpisodeHeadsConfig, r["heads"], seed=seed)
-        heads_file = run_dir / "gamegan" / "heads.safetensors"
-
-        def heads_stage():
-            writer = make_writer(run_dir / "heads", hcfg)
-            fitted, report = train_heads(net, episodes, game.name, np.flatnonzero(~held),
-                                         np.flatnonzero(held), scale, hcfg, writer)
-            writer.close()
-            save_tensors(heads_file, fitted.state_dict())
-            return {"held_out": report, "inputs": fitted.gru.input_size}
-
-        stages.run("heads", heads_stage)
-        heads = EpisodeHeads(stages.done["heads"]["inputs"], net_cfg.gamevars, hcfg)
-        heads.load_state_dict(load_tensors(heads_file))
-    noise = None
+    if hcfg is not None:  # reward, done and game variables from whole episodes (heads.py)
+        stages.run("heads", lambda: _heads(net, episodes, game.name, train_ids, held_ids,
+                                           scale, hcfg, run_dir / "gamegan"))
     if extra.encoding_noise:
-        def noise_stage():
-            torch.manual_seed(seed + 3)  # the posterior's draws
-            std = encoding_residual_std(net, DynamicsWindows(net, train_windows(), tcfg),
-                                        np.random.default_rng((seed, 3)))
-            return {"std": [round(float(v), 6) for v in std]}
-
-        stages.run("encoding_noise", noise_stage)
-        noise = torch.tensor(stages.done["encoding_noise"]["std"])
-    GameGANDream(game.name, net, scale, heads, noise).save(model_dir)
+        stages.run("encoding_noise", lambda: _noise(net, windows(episodes, train_ids), tcfg,
+                                                    seed))
+    export(net, run_dir / "gamegan", stages.done.get("heads"),
+           stages.done.get("encoding_noise", {}).get("std"), [model_dir])
     save_contexts(episodes, model_dir, pick(ContextConfig, r.get("context", {})).count, seed)
     if "controller" in r:
-        controller_stage(r, run_dir, model_dir, stages, device)
+        ctrl_cfg = controller_stage(r, run_dir, model_dir, stages, device)
+        icfg = pick(GameGANIterateConfig, r["iterate"], seed=seed) if "iterate" in r else None
+        for k in range(1, icfg.rounds + 1 if icfg else 1):
+
+            def refit(k: int = k) -> dict[str, Any]:
+                rdir = run_dir / f"round{k}"
+                eps = concat_episodes([episodes, *round_episodes(run_dir, k)])
+                ids = np.concatenate([train_ids, np.arange(len(episodes.lengths),
+                                                           len(eps.lengths))])
+                G = GameGANGenerator(net_cfg)
+                G.load_state_dict(load_tensors(final))
+                rcfg = dataclasses.replace(tcfg, dynamics_steps=icfg.dynamics_steps,
+                                           dynamics_lr=icfg.dynamics_lr, seed=seed + k)
+                writer = make_writer(rdir / "dynamics", rcfg)
+                _pretrain_dynamics(G, DynamicsWindows(G, windows(eps, ids), rcfg), rcfg, writer)
+                writer.close()
+                G.eval()
+                report = {"real_frames_total": int(eps.lengths.sum())}
+                if hcfg is not None:
+                    report["heads"] = _heads(G, eps, game.name, ids, held_ids, scale, hcfg,
+                                             rdir)
+                if extra.encoding_noise:
+                    report["encoding_noise"] = _noise(G, windows(eps, ids), tcfg, seed + k)
+                save_tensors(rdir / "gamegan.safetensors", G.state_dict())
+                export(G, rdir, report.get("heads"),
+                       report.get("encoding_noise", {}).get("std"), [model_dir, rdir / "model"])
+                return report
+
+            run_round(k, icfg, run_dir, model_dir, "dynamics", refit, ctrl_cfg, stages, device)
         final_stages(r, run_dir, model_dir, stages, device)
     return model_dir

@@ -11,6 +11,7 @@ few real episodes, for the log only: nothing in the loop is chosen by its real s
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,11 +29,13 @@ from dream_gym.training.mdnrnn import MDNRNNTrainConfig, SequenceSampler, train_
 from dream_gym.training.vae import encode_episodes
 from dream_gym.zoo import load_model
 
-__all__ = ["IterateConfig", "collect_round", "run_round"]
+__all__ = ["RoundsConfig", "IterateConfig", "collect_round", "run_round", "refit_mdnrnn"]
 
 
 @dataclass
-class IterateConfig:
+class RoundsConfig:
+    """The rounds themselves, any family: real play, refit, a new controller, a check."""
+
     rounds: int = 3
     episodes: int = 200
     """Real episodes collected per round with the current controller."""
@@ -42,30 +45,18 @@ class IterateConfig:
     quarter of random steps would hide it)."""
     max_hold: int = 12
     episodes_per_shard: int = 20
-    mdnrnn_steps: int = 600
-    """Training steps of M per round, on windows from all real data so far."""
-    lr: float = 3e-4
-    refit_from: str | list[str] = "last"
-    """Where each round's fine-tuning of M starts: "last" (the previous round's M),
-    "first" (the M trained on the first data, so every round's M has trained equally long:
-    on TakeCover, stacking refits made the dream stop telling sweeping from wall-hugging) or
-    "scratch" (a fresh M, trained ``mdnrnn_steps`` at ``lr`` on all data: on CarRacing a
-    fine-tuned M kept paying the exploit the round's data had just shown, two rounds on);
-    a list gives each round its own."""
     check_episodes: int = 20
     """Real episodes that score each round's controller (logged, never used to choose)."""
     seed: int = 0
 
     def __post_init__(self) -> None:
-        for name in ("explore", "refit_from"):
+        for name in self._per_round:
             value = getattr(self, name)
             if isinstance(value, list) and len(value) != self.rounds:
                 raise ValueError(f"[iterate] {name} lists {len(value)} values for "
                                  f"{self.rounds} rounds: give one per round, or a single value.")
-        starts = self.refit_from if isinstance(self.refit_from, list) else [self.refit_from]
-        for start in starts:
-            if start not in ("last", "first", "scratch"):
-                raise ValueError(f"refit_from must be 'last', 'first' or 'scratch', got {start!r}")
+
+    _per_round = ("explore",)
 
     def at(self, name: str, k: int) -> Any:
         """Round k's (1-based) value of a setting that may be given per round."""
@@ -77,7 +68,32 @@ class IterateConfig:
         return 100_000 + 10_000 * k + self.seed * 1_000_003
 
 
-def collect_round(model_dir: Path, cfg: IterateConfig, k: int, out_dir: Path,
+@dataclass
+class IterateConfig(RoundsConfig):
+    """World Models' rounds: M is refit on all real data so far, V fixed."""
+
+    mdnrnn_steps: int = 600
+    """Training steps of M per round, on windows from all real data so far."""
+    lr: float = 3e-4
+    refit_from: str | list[str] = "last"
+    """Where each round's fine-tuning of M starts: "last" (the previous round's M),
+    "first" (the M trained on the first data, so every round's M has trained equally long:
+    on TakeCover, stacking refits made the dream stop telling sweeping from wall-hugging) or
+    "scratch" (a fresh M, trained ``mdnrnn_steps`` at ``lr`` on all data: on CarRacing a
+    fine-tuned M kept paying the exploit the round's data had just shown, two rounds on);
+    a list gives each round its own."""
+
+    _per_round = ("explore", "refit_from")
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        starts = self.refit_from if isinstance(self.refit_from, list) else [self.refit_from]
+        for start in starts:
+            if start not in ("last", "first", "scratch"):
+                raise ValueError(f"refit_from must be 'last', 'first' or 'scratch', got {start!r}")
+
+
+def collect_round(model_dir: Path, cfg: RoundsConfig, k: int, out_dir: Path,
                   device: torch.device) -> dict[str, Any]:
     """Play the model's controller (plus exploration) in the real game; write the shards."""
     model = load_model(model_dir, device)
@@ -108,39 +124,49 @@ def all_latents(vae, parts: list[tuple[Episodes, Path]], device: torch.device
     return np.concatenate(mus), np.concatenate(logvars)
 
 
-def run_round(k: int, cfg: IterateConfig, run_dir: Path, model_dir: Path,
-              random_data: tuple[Episodes, Path], rnn_section: dict[str, Any],
-              ctrl_cfg: ControllerTrainConfig, stages, device: torch.device) -> None:
-    """Round k (1-based) of iterative training; each step is a resumable recipe stage."""
+def refit_mdnrnn(k: int, cfg: IterateConfig, run_dir: Path, model_dir: Path,
+                 random_data: tuple[Episodes, Path], rnn_section: dict[str, Any],
+                 device: torch.device) -> dict[str, Any]:
+    """World Models' refit of round k: M on V's latents of all real data so far."""
+    rdir = run_dir / f"round{k}"
+    model = load_model(model_dir, device)
+    parts = [random_data] + [(ep, run_dir / f"round{j}" / "latents.safetensors")
+                             for j, ep in enumerate(round_episodes(run_dir, k), 1)]
+    mu, logvar = all_latents(model.vae, parts, device)
+    episodes = concat_episodes([p[0].first_gamevars(model.rnn.cfg.gamevars) for p in parts])
+    tcfg = pick(MDNRNNTrainConfig, rnn_section, steps=cfg.mdnrnn_steps, lr=cfg.lr,
+                seed=cfg.seed + k)
+    sampler = SequenceSampler(episodes, mu, logvar, model.game, model.gamevar_scale,
+                              tcfg.seq_len, np.random.default_rng(tcfg.seed), tcfg.latent,
+                              model.rnn.cfg.done_window)
+    init = None  # "scratch": a fresh M
+    if cfg.at("refit_from", k) == "first":
+        init = load_tensors(run_dir / "mdnrnn" / "final.safetensors")
+    elif cfg.at("refit_from", k) == "last":
+        init = model.rnn.state_dict()
+    model.rnn = train_mdnrnn(sampler, model.rnn.cfg, tcfg, rdir / "mdnrnn", device,
+                             init=init)
+    model.save(model_dir)
+    model.save(rdir / "model")  # each round's dream stays available, e.g.
+    # for benchmarks/m_fit_vs_dream.py or `dream-gym evolve --ensemble`
+    return {"real_frames_total": int(episodes.lengths.sum())}
+
+
+def round_episodes(run_dir: Path, k: int) -> list[Episodes]:
+    """The real episodes rounds 1..k collected."""
+    return [load_episodes(run_dir / f"round{j}" / "data") for j in range(1, k + 1)]
+
+
+def run_round(k: int, cfg: RoundsConfig, run_dir: Path, model_dir: Path, refit_name: str,
+              refit: Callable[[], dict[str, Any] | None], ctrl_cfg: ControllerTrainConfig,
+              stages, device: torch.device) -> None:
+    """Round k (1-based) of iterative training; each step is a resumable recipe stage:
+    ``round{k}_collect``, ``round{k}_{refit_name}`` (the family's refit of its dream on all
+    real data so far, exported to ``model_dir``), ``round{k}_controller``, ``round{k}_check``."""
     rdir = run_dir / f"round{k}"
     stages.run(f"round{k}_collect", lambda: collect_round(model_dir, cfg, k, rdir / "data",
                                                             device))
-
-    def refit_m():
-        model = load_model(model_dir, device)
-        parts = [random_data] + [(load_episodes(run_dir / f"round{j}" / "data"),
-                                  run_dir / f"round{j}" / "latents.safetensors")
-                                 for j in range(1, k + 1)]
-        mu, logvar = all_latents(model.vae, parts, device)
-        episodes = concat_episodes([p[0].first_gamevars(model.rnn.cfg.gamevars) for p in parts])
-        tcfg = pick(MDNRNNTrainConfig, rnn_section, steps=cfg.mdnrnn_steps, lr=cfg.lr,
-                     seed=cfg.seed + k)
-        sampler = SequenceSampler(episodes, mu, logvar, model.game, model.gamevar_scale,
-                                  tcfg.seq_len, np.random.default_rng(tcfg.seed), tcfg.latent,
-                                  model.rnn.cfg.done_window)
-        init = None  # "scratch": a fresh M
-        if cfg.at("refit_from", k) == "first":
-            init = load_tensors(run_dir / "mdnrnn" / "final.safetensors")
-        elif cfg.at("refit_from", k) == "last":
-            init = model.rnn.state_dict()
-        model.rnn = train_mdnrnn(sampler, model.rnn.cfg, tcfg, rdir / "mdnrnn", device,
-                                 init=init)
-        model.save(model_dir)
-        model.save(rdir / "model")  # each round's dream stays available, e.g.
-        # for benchmarks/m_fit_vs_dream.py or `dream-gym evolve --ensemble`
-        return {"real_frames_total": int(episodes.lengths.sum())}
-
-    stages.run(f"round{k}_mdnrnn", refit_m)
+    stages.run(f"round{k}_{refit_name}", refit)
     stages.run(f"round{k}_controller", lambda: train_in_dream(
         model_dir, ctrl_cfg, rdir / "controller", device, export_dir=model_dir))
 

@@ -10,6 +10,7 @@ iterative procedure, ``final_controller`` and ``evaluate`` (real-game scores).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -132,13 +133,14 @@ def run_stages(r: dict[str, Any], run_dir: Path, stages: Stages, device: torch.d
     if "controller" in r:
         ctrl_cfg = controller_stage(r, run_dir, model_dir, stages, device)
         if "iterate" in r:
-            from dream_gym.training.iterate import IterateConfig, run_round
+            from dream_gym.training.iterate import IterateConfig, refit_mdnrnn, run_round
 
             icfg = pick(IterateConfig, r["iterate"], seed=seed)
             random_data = (episodes, run_dir / "vae" / "latents.safetensors")
             for k in range(1, icfg.rounds + 1):
-                run_round(k, icfg, run_dir, model_dir, random_data, r["mdnrnn"], ctrl_cfg,
-                          stages, device)
+                run_round(k, icfg, run_dir, model_dir, "mdnrnn", partial(
+                    refit_mdnrnn, k, icfg, run_dir, model_dir, random_data, r["mdnrnn"],
+                    device), ctrl_cfg, stages, device)
         final_stages(r, run_dir, model_dir, stages, device)
     return model_dir
 
