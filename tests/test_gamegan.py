@@ -303,6 +303,36 @@ def test_the_dynamics_stage_learns_to_hand_the_renderer_the_next_frames_encoding
         assert moved == k.startswith(("renderer.", "heads.")), k
 
 
+def test_mirrored_dynamics_windows_flip_the_frames_and_swap_left_and_right(
+        takecover_episodes):
+    """``dynamics_mirror``: the second half of a batch is the same windows seen in a mirror,
+    the encodings those of the flipped frames and MOVE_LEFT / MOVE_RIGHT exchanged; the
+    first half and the draws are those of unmirrored windows."""
+    from dream_gym.gamegan.training import DynamicsWindows, encode_frames
+
+    eps = takecover_episodes
+    G = GameGANGenerator(GameGANConfig(**TINY)).eval()
+    sampler = WindowSampler(eps, "TakeCover", 6, 100.0, 10, np.random.default_rng(0),
+                            np.arange(len(eps.lengths)))
+    cfg = GameGANTrainConfig(dynamics_seq_len=8)
+    plain = DynamicsWindows(G, sampler, cfg)
+    mirror = DynamicsWindows(G, sampler, GameGANTrainConfig(dynamics_seq_len=8,
+                                                            dynamics_mirror=True))
+    (s0, a0), (s1, a1) = (w.sample(np.random.default_rng(3), 6) for w in (plain, mirror))
+    torch.testing.assert_close(s1[:3], s0[:3])
+    torch.testing.assert_close(a1[:3], a0[:3])
+    torch.testing.assert_close(a1[3:], a0[3:][..., [0, 2, 1]])
+    assert a0[3:, :, 1:].sum() > 0  # the mirrored windows do strafe
+    # s0[3:] are encodings of real frames; find them and encode their flipped frames
+    with torch.no_grad():
+        rows = torch.cdist(s0[3:].flatten(0, 1), plain.S).argmin(1).numpy()
+        flipped = encode_frames(G, eps.frames[rows][:, :, ::-1])
+    torch.testing.assert_close(s1[3:].flatten(0, 1), flipped)
+    with pytest.raises(ValueError, match="mirror_actions"):
+        DynamicsWindows(GameGANGenerator(GameGANConfig(**{**TINY, "mirror_actions": []})),
+                        sampler, GameGANTrainConfig(dynamics_seq_len=8, dynamics_mirror=True))
+
+
 @pytest.mark.parametrize("posterior", [True, False])
 def test_the_posterior_lets_the_dream_draw_one_future_instead_of_their_mean(posterior):
     """A world whose encoding steps +u or -u at random each step. Trained as a conditional

@@ -121,6 +121,12 @@ class GameGANTrainConfig:
     strafing, then jumps when the side wall comes into view), so the engine must count the
     strafing from the spawn point; windows from anywhere else cannot teach it that."""
     dynamics_lr: float = 1e-3
+    dynamics_mirror: bool = False
+    """Half of the dynamics windows mirrored left-right: frames flipped, each pair of
+    ``mirror_actions`` swapped (a left-right symmetric game, as TakeCover's room). Refit on
+    the rounds' real play, whose controller strafed right, the engine learned where the right
+    wall is under strafing mixed with no-ops and forgot the left one
+    (``benchmarks/hold_action.py --share 0.6``)."""
     dynamics_kl_weight: float = 0.1
     """With ``z_posterior``: weight of the KL of q(z | ...) to the prior, per encoding dimension
     (the squared errors are per dimension over its variance, so 0.1 is a Gaussian likelihood
@@ -422,7 +428,8 @@ def _pretrain_autoencoder(G: GameGANGenerator, sampler: WindowSampler,
 def encode_frames(G: GameGANGenerator, frames: np.ndarray, chunk: int = 2048) -> torch.Tensor:
     """The frame encoder over uint8 frames (N, S, S, 3): (N, memory_dim)."""
     device = next(G.parameters()).device
-    return torch.cat([G.encoder(to_unit(torch.from_numpy(frames[i:i + chunk]).to(device)))
+    return torch.cat([G.encoder(to_unit(torch.from_numpy(np.ascontiguousarray(
+        frames[i:i + chunk])).to(device)))
                       for i in range(0, len(frames), chunk)])
 
 
@@ -438,8 +445,16 @@ class DynamicsWindows:
         if not len(self.ids):
             raise ValueError(f"No training episode has {cfg.dynamics_seq_len} frames: lower "
                              f"dynamics_seq_len.")
+        self.swap = np.arange(G.cfg.action_dim)  # action feature -> its mirror image's
+        for a, b in G.cfg.mirror_actions:
+            self.swap[[a, b]] = [b, a]
+        if cfg.dynamics_mirror and not G.cfg.mirror_actions:
+            raise ValueError("dynamics_mirror = true needs mirror_actions (which actions are "
+                             "each other's mirror image, e.g. [[2, 1]] for TakeCover).")
         with torch.no_grad():
             self.S = encode_frames(G, self.ep.frames)
+            self.S_mirrored = encode_frames(G, self.ep.frames[:, :, ::-1]) \
+                if cfg.dynamics_mirror else None
 
     def sample(self, rng: np.random.Generator, batch: int
                ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -448,9 +463,14 @@ class DynamicsWindows:
         e = self.ids[rng.integers(len(self.ids), size=batch)]
         off = (rng.random(batch) * (ep.lengths[e] - L + 1)).astype(np.int64)
         off[rng.random(batch) < self.cfg.dynamics_start_share] = 0  # where every dream starts
-        t = (ep.starts[e] + off)[:, None] + np.arange(L)
-        a = torch.from_numpy(self.game.action_features(ep.actions[t[:, :-1]]))
-        return self.S[torch.from_numpy(t).to(self.S.device)], a.to(self.S.device)
+        t = torch.from_numpy((ep.starts[e] + off)[:, None] + np.arange(L)).to(self.S.device)
+        a = torch.from_numpy(self.game.action_features(ep.actions[t[:, :-1].cpu().numpy()]))
+        s = self.S[t]
+        if self.S_mirrored is not None:  # the second half, seen in a mirror
+            half = batch // 2
+            s = torch.cat([s[:half], self.S_mirrored[t[half:]]])
+            a = torch.cat([a[:half], a[half:][..., torch.from_numpy(self.swap)]])
+        return s, a.to(self.S.device)
 
 
 def _dynamics_parts(G: GameGANGenerator) -> list[torch.nn.Module]:
