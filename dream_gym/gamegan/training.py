@@ -463,8 +463,9 @@ class DynamicsWindows:
         e = self.ids[rng.integers(len(self.ids), size=batch)]
         off = (rng.random(batch) * (ep.lengths[e] - L + 1)).astype(np.int64)
         off[rng.random(batch) < self.cfg.dynamics_start_share] = 0  # where every dream starts
-        t = torch.from_numpy((ep.starts[e] + off)[:, None] + np.arange(L)).to(self.S.device)
-        a = torch.from_numpy(self.game.action_features(ep.actions[t[:, :-1].cpu().numpy()]))
+        rows = (ep.starts[e] + off)[:, None] + np.arange(L)
+        t = torch.from_numpy(rows).to(self.S.device)
+        a = torch.from_numpy(self.game.action_features(ep.actions[rows[:, :-1]]))
         s = self.S[t]
         if self.S_mirrored is not None:  # the second half, seen in a mirror
             half = batch // 2
