@@ -478,7 +478,12 @@ def test_a_gamegan_recipe_round_refits_the_engine_to_the_controllers_real_play(t
             errors.append(float(_dynamics_loss(G, *windows.sample(np.random.default_rng(1), 32),
                                                tcfg)[1]))
     assert errors[1] < 0.8 * errors[0], errors
-    dream = load_model(model_dir)  # the round's engine (G, the last loaded) is the dream's
-    for k, v in G.engine.state_dict().items():
-        torch.testing.assert_close(dream.net.engine.state_dict()[k], v, msg=k)
+    # the round's engine (G, the last loaded) is the dream's, also after a rerun of the
+    # recipe (every stage done: nothing may put the first dream back)
+    for rerun in (False, True):
+        if rerun:
+            run_recipe(recipe, tmp_path / "runs", torch.device("cpu"))
+        dream = load_model(model_dir)
+        for k, v in G.engine.state_dict().items():
+            torch.testing.assert_close(dream.net.engine.state_dict()[k], v, msg=k)
     assert dream.heads is not None and (model_dir / "controller.json").exists()

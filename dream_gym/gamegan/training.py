@@ -707,9 +707,14 @@ def run_stages(r: dict[str, Any], run_dir: Path, stages, device: torch.device) -
     if extra.encoding_noise:
         stages.run("encoding_noise", lambda: _noise(net, windows(episodes, train_ids), tcfg,
                                                     seed))
-    export(net, run_dir / "gamegan", stages.done.get("heads"),
-           stages.done.get("encoding_noise", {}).get("std"), [model_dir])
-    save_contexts(episodes, model_dir, pick(ContextConfig, r.get("context", {})).count, seed)
+
+    def export_first() -> None:  # once: a rerun must not put it back over a round's dream
+        export(net, run_dir / "gamegan", stages.done.get("heads"),
+               stages.done.get("encoding_noise", {}).get("std"), [model_dir])
+        save_contexts(episodes, model_dir, pick(ContextConfig, r.get("context", {})).count,
+                      seed)
+
+    stages.run("export", export_first)
     if "controller" in r:
         ctrl_cfg = controller_stage(r, run_dir, model_dir, stages, device)
         icfg = pick(GameGANIterateConfig, r["iterate"], seed=seed) if "iterate" in r else None
