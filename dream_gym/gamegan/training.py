@@ -640,11 +640,9 @@ def _heads(net: GameGANGenerator, episodes: Episodes, game: str, train_ids: np.n
     return {"held_out": report, "inputs": fitted.gru.input_size}
 
 
-def _noise(net: GameGANGenerator, sampler: WindowSampler, tcfg: GameGANTrainConfig, seed: int
-           ) -> dict[str, Any]:
+def _noise(net: GameGANGenerator, windows: DynamicsWindows, seed: int) -> dict[str, Any]:
     torch.manual_seed(seed + 3)  # the posterior's draws
-    std = encoding_residual_std(net, DynamicsWindows(net, sampler, tcfg),
-                                np.random.default_rng((seed, 3)))
+    std = encoding_residual_std(net, windows, np.random.default_rng((seed, 3)))
     return {"std": [round(float(v), 6) for v in std]}
 
 
@@ -670,13 +668,12 @@ def run_stages(r: dict[str, Any], run_dir: Path, stages, device: torch.device) -
     held = np.random.default_rng(seed).random(len(episodes.lengths)) < tcfg.holdout
     train_ids, held_ids = np.flatnonzero(~held), np.flatnonzero(held)
 
-    def windows(eps: Episodes, ids: np.ndarray) -> WindowSampler:
+    def windows(eps: Episodes, ids: np.ndarray, stream: int = 0) -> WindowSampler:
         return WindowSampler(eps, game.name, tcfg.seq_len, scale, net_cfg.done_window,
-                             np.random.default_rng(seed), ids)
+                             np.random.default_rng(seed + stream), ids)
 
     def train_stage():
-        test = WindowSampler(episodes, game.name, tcfg.seq_len, scale, net_cfg.done_window,
-                             np.random.default_rng(seed + 1), held_ids) if held.any() else None
+        test = windows(episodes, held_ids, stream=1) if held.any() else None
         limit = extra.time_limit_minutes * 60 if extra.time_limit_minutes else None
         net = train_gamegan(windows(episodes, train_ids), test, net_cfg, d_cfg, tcfg,
                             run_dir / "gamegan", device, limit)
@@ -705,8 +702,8 @@ def run_stages(r: dict[str, Any], run_dir: Path, stages, device: torch.device) -
         stages.run("heads", lambda: _heads(net, episodes, game.name, train_ids, held_ids,
                                            scale, hcfg, run_dir / "gamegan"))
     if extra.encoding_noise:
-        stages.run("encoding_noise", lambda: _noise(net, windows(episodes, train_ids), tcfg,
-                                                    seed))
+        stages.run("encoding_noise", lambda: _noise(
+            net, DynamicsWindows(net, windows(episodes, train_ids), tcfg), seed))
 
     def export_first() -> None:  # once: a rerun must not put it back over a round's dream
         export(net, run_dir / "gamegan", stages.done.get("heads"),
@@ -730,7 +727,8 @@ def run_stages(r: dict[str, Any], run_dir: Path, stages, device: torch.device) -
                 rcfg = dataclasses.replace(tcfg, dynamics_steps=icfg.dynamics_steps,
                                            dynamics_lr=icfg.dynamics_lr, seed=seed + k)
                 writer = make_writer(rdir / "dynamics", rcfg)
-                _pretrain_dynamics(G, DynamicsWindows(G, windows(eps, ids), rcfg), rcfg, writer)
+                dyn = DynamicsWindows(G, windows(eps, ids), rcfg)  # encodes every frame once
+                _pretrain_dynamics(G, dyn, rcfg, writer)
                 writer.close()
                 G.eval()
                 report = {"real_frames_total": int(eps.lengths.sum())}
@@ -738,7 +736,8 @@ def run_stages(r: dict[str, Any], run_dir: Path, stages, device: torch.device) -
                     report["heads"] = _heads(G, eps, game.name, ids, held_ids, scale, hcfg,
                                              rdir)
                 if extra.encoding_noise:
-                    report["encoding_noise"] = _noise(G, windows(eps, ids), tcfg, seed + k)
+                    # the encoder is frozen: the refit's encodings serve the noise too
+                    report["encoding_noise"] = _noise(G, dyn, seed + k)
                 save_tensors(rdir / "gamegan.safetensors", G.state_dict())
                 export(G, rdir, report.get("heads"),
                        report.get("encoding_noise", {}).get("std"), [model_dir, rdir / "model"])
