@@ -72,10 +72,14 @@ class ConvVAE(nn.Module):
         z = mu + torch.randn_like(mu) * (0.5 * logvar).exp()
         return self.decode(z), mu, logvar
 
-    def loss(self, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
-        """Summed-L2 reconstruction + KL with a floor of kl_free_bits * z_dim (per frame)."""
+    def loss(self, x: torch.Tensor, weight: torch.Tensor | None = None
+             ) -> tuple[torch.Tensor, dict[str, float]]:
+        """Summed-L2 reconstruction + KL with a floor of kl_free_bits * z_dim (per frame).
+        ``weight`` (B, 1, 64, 64): each pixel's squared error counted that many times (the
+        motion weighting of :class:`~dream_gym.training.vae.VAETrainConfig`)."""
         recon, mu, logvar = self(x)
-        rec = F.mse_loss(recon, x, reduction="none").sum(dim=(1, 2, 3)).mean()
+        err = F.mse_loss(recon, x, reduction="none")
+        rec = (err if weight is None else err * weight).sum(dim=(1, 2, 3)).mean()
         kl = -0.5 * (1 + logvar - mu.pow(2) - logvar.exp()).sum(dim=1)
         kl = kl.clamp(min=self.cfg.kl_free_bits * self.cfg.z_dim).mean()
         return rec + kl, {"recon": rec.item(), "kl": kl.item()}
