@@ -39,6 +39,40 @@ def test_sb3_check_env(env_id):
     sb3_check_env(gym.make(env_id).unwrapped, warn=True)
 
 
+def sb3_policy(space: gym.Space) -> str:
+    """The SB3 policy an agent uses on an observation space (NatureCNN needs 36 x 36 pixels:
+    ImageNav's 8 x 8 view goes to an MLP)."""
+    if isinstance(space, gym.spaces.Dict):
+        return "MultiInputPolicy"
+    return "CnnPolicy" if len(space.shape) == 3 and min(space.shape[:2]) >= 36 else "MlpPolicy"
+
+
+@pytest.mark.parametrize("env_id", IDS)
+@pytest.mark.parametrize("obs_type", ["pixels", "latent"])
+def test_sb3_ppo_learns_on_every_dream(env_id, obs_type):
+    """PPO runs through the project's SB3 adapter on every dream, Box actions included
+    (the adapter once reshaped actions to (num_envs,), which broke CarRacing's), and its
+    updates change the policy."""
+    import torch
+    from stable_baselines3 import PPO
+
+    from dream_gym.sb3 import make_sb3_vec_env
+
+    venv = make_sb3_vec_env(env_id, 2, obs_type=obs_type)
+    model = PPO(sb3_policy(venv.observation_space), venv, n_steps=16, batch_size=16,
+                n_epochs=1, learning_rate=1e-3, seed=0, device="cpu")
+    before = [p.detach().clone() for p in model.policy.parameters()]
+    model.learn(32)
+    assert any(not torch.equal(a, b) for a, b in zip(before, model.policy.parameters(),
+                                                      strict=True))
+    obs = venv.reset()
+    action, _ = model.predict(obs)
+    assert action.shape == (2, *venv.action_space.shape)
+    obs, reward, done, _ = venv.step(action)
+    assert reward.shape == (2,) and np.isfinite(reward).all()
+    venv.close()
+
+
 @pytest.mark.slow  # starts the real game
 @pytest.mark.parametrize("env_id", IDS)
 def test_default_spaces_equal_the_real_game(env_id):

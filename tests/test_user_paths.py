@@ -137,21 +137,6 @@ def test_a_misspelled_key_in_a_shipped_recipe_is_an_error(tmp_path):
         assert load_recipe(name)["name"] == name
 
 
-def test_sb3_trains_on_a_box_action_dream():
-    """make_sb3_vec_env once reshaped actions to (num_envs,), which broke CarRacing's Box."""
-    from stable_baselines3 import PPO
-
-    from dream_gym.sb3 import make_sb3_vec_env
-
-    venv = make_sb3_vec_env("Dream-CarRacing-v0", 4, obs_type="latent")
-    model = PPO("MlpPolicy", venv, n_steps=16, batch_size=32, n_epochs=1, seed=0)
-    model.learn(64)
-    obs = venv.reset()
-    action, _ = model.predict(obs)
-    assert action.shape == (4, 3)
-    venv.step(action)
-
-
 def test_the_frame_gan_loads_from_its_own_package():
     from dream_gym.frame_gan import load_generator, sample
 
