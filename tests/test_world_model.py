@@ -10,7 +10,7 @@ import torch
 from dream_gym.data import CollectConfig, collect, load_episodes
 from dream_gym.evaluate import evaluate_random, summarize, welch_t
 from dream_gym.rollout import dream_returns
-from dream_gym.training.vae import VAETrainConfig, motion, train_vae
+from dream_gym.training.vae import VAETrainConfig, motion, previous_frames, train_vae
 from dream_gym.world_models.vae import ConvVAE, VAEConfig, to_input
 from dream_gym.zoo import load_contexts
 
@@ -55,10 +55,8 @@ def test_motion_weighted_vae_keeps_more_of_what_moves(held_out, tmp_path):
     train = dataclasses.replace(held_out, **{k: getattr(held_out, k)[:half] for k in (
         "frames", "actions", "rewards", "dones", "gamevars")}, lengths=held_out.lengths[:6])
     frames = torch.from_numpy(held_out.frames)
-    first = torch.zeros(len(frames), dtype=torch.bool)
-    first[torch.from_numpy(held_out.starts)] = True
     idx = torch.arange(half, len(frames))[:1000]
-    moved = motion(frames, idx, first) > 0.1
+    moved = motion(frames, idx, previous_frames(held_out)) > 0.1
     x = to_input(frames[idx])
     errors = {}
     for weight in (0.0, 20.0):

@@ -19,7 +19,7 @@ from dream_gym.training.common import (
 )
 from dream_gym.world_models.vae import ConvVAE, VAEConfig, to_input
 
-__all__ = ["VAETrainConfig", "train_vae", "encode_episodes"]
+__all__ = ["VAETrainConfig", "train_vae", "encode_episodes", "motion", "previous_frames"]
 
 
 @dataclass
@@ -39,11 +39,20 @@ class VAETrainConfig:
     seed: int = 0
 
 
-def motion(frames: torch.Tensor, idx: torch.Tensor, first: torch.Tensor) -> torch.Tensor:
-    """(B, 1, S, S) in [0, 1]: each pixel's largest channel change from the previous frame
-    of its episode (0 at an episode's first frame). ``first[i]``: frame i starts one."""
-    prev = torch.where(first[idx], idx, idx - 1)
-    diff = (frames[idx].int() - frames[prev].int()).abs().amax(-1)
+def previous_frames(episodes: Episodes) -> torch.Tensor:
+    """(N,) index of each frame's predecessor in its episode (an episode's first frame: its
+    own index)."""
+    prev = torch.arange(len(episodes.frames)) - 1
+    starts = torch.from_numpy(episodes.starts)
+    prev[starts] = starts
+    return prev
+
+
+def motion(frames: torch.Tensor, idx: torch.Tensor, prev: torch.Tensor) -> torch.Tensor:
+    """(B, 1, S, S) in [0, 1]: each pixel of frames ``idx`` by its largest channel change
+    from the previous frame of its episode (0 at an episode's first frame); ``prev`` from
+    :func:`previous_frames`."""
+    diff = (frames[idx].int() - frames[prev[idx]].int()).abs().amax(-1)
     return (diff.float() / 255.0).unsqueeze(1)
 
 
@@ -57,15 +66,14 @@ def train_vae(episodes: Episodes, model_cfg: VAEConfig, cfg: VAETrainConfig,
     progress = load_training_state(run_dir / "ckpt", vae, opt) or {"step": 0}
     writer = make_writer(run_dir, cfg)
     frames = torch.from_numpy(episodes.frames)
-    first = torch.zeros(len(frames), dtype=torch.bool)
-    first[torch.from_numpy(episodes.starts)] = True
+    prev = previous_frames(episodes)
     rng = np.random.default_rng(cfg.seed + progress["step"])
     bar = tqdm(range(progress["step"], cfg.steps), initial=progress["step"], total=cfg.steps,
                desc="train V")
     for step in bar:
         idx = torch.from_numpy(rng.integers(len(frames), size=cfg.batch_size))
         x = to_input(frames[idx].to(device))
-        weight = 1.0 + cfg.motion_weight * motion(frames, idx, first).to(device) \
+        weight = 1.0 + cfg.motion_weight * motion(frames, idx, prev).to(device) \
             if cfg.motion_weight else None
         loss, parts = vae.loss(x, weight)
         opt.zero_grad(set_to_none=True)
