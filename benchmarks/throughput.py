@@ -7,7 +7,10 @@ Prints a table and writes JSON: real-game steps/s (random actions), single dream
 steps/s (latent and pixels, each timed in windows alternating with the real game's, whose
 ratio the table prints; with where a pixel step's time goes), batched dream steps/s
 (``DreamVectorEnv``, latent for each N, pixels for a few N: a pixel step decodes every
-dream's frame and resizes it to the real screen), the batched dream's FLOP/s as a fraction
+dream's frame and resizes it to the real screen; and pixels at an agent's resolution,
+``screen_size=64``, the frame as decoded, which a pixel agent's wrappers ask for;
+World Models renders in bfloat16 where the CPU has it natively, ``render_bf16``, so
+its pixel FLOP/s can pass the float32 peak), the batched dream's FLOP/s as a fraction
 of a float32 matrix-multiply peak measured at the same thread count in half-second windows
 alternating with the dream's own, and the memory the N dreams take. Every rate is the best
 of half-second windows (:func:`timed`), the same statistic as the peak. FLOPs are counted
@@ -192,9 +195,9 @@ def rss_mib() -> float:
 
 
 def batched(model_name: str, n: int, seconds: float, peak: MatmulPeak,
-            obs_type: str = "latent") -> dict:
+            obs_type: str = "latent", screen_size: int | None = None) -> dict:
     before = rss_mib()
-    venv = DreamVectorEnv(n, model=model_name, obs_type=obs_type)
+    venv = DreamVectorEnv(n, model=model_name, obs_type=obs_type, screen_size=screen_size)
     venv.reset(seed=0)
     venv.action_space.seed(0)
     action = torch.from_numpy(venv.action_space.sample())
@@ -237,6 +240,8 @@ def main() -> None:
     p.add_argument("--sizes", type=int, nargs="+", default=[1, 64, 1024, 4096])
     p.add_argument("--pixel-sizes", type=int, nargs="+", default=[64, 256],
                    help="batch sizes of the batched pixel dream")
+    p.add_argument("--agent-size", type=int, default=64,
+                   help="screen_size of the batched pixel rows at an agent's resolution")
     p.add_argument("--seconds", type=float, default=5.0, help="time per measurement")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: all)")
     p.add_argument("--out", default="benchmarks/results/throughput.json")
@@ -263,7 +268,12 @@ def main() -> None:
     res["batched"] = {str(n): batched(model_name, n, args.seconds, peak) for n in args.sizes}
     res["batched_pixels"] = {str(n): batched(model_name, n, args.seconds, peak, "pixels")
                              for n in args.pixel_sizes}
-    res["matmul_peak_flops"] = max(b["matmul_peak_flops"] for part in ("batched", "batched_pixels")
+    res["agent_size"] = args.agent_size
+    res["batched_agent_pixels"] = {
+        str(n): batched(model_name, n, args.seconds, peak, "pixels", args.agent_size)
+        for n in args.pixel_sizes}
+    parts = ("batched", "batched_pixels", "batched_agent_pixels")
+    res["matmul_peak_flops"] = max(b["matmul_peak_flops"] for part in parts
                                    for b in res[part].values())
     res["max_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
@@ -281,6 +291,8 @@ def main() -> None:
               f"{r / res[f'real_beside_{kind}_steps_per_s']:>9.1f}")
     rows = [(f"latent N={n}", b) for n, b in res["batched"].items()]
     rows += [(f"pixels N={n}", b) for n, b in res["batched_pixels"].items()]
+    rows += [(f"pixels {args.agent_size}px N={n}", b)
+             for n, b in res["batched_agent_pixels"].items()]
     for name, b in rows:
         print(f"{'dream, batched ' + name:<28}{b['steps_per_s']:>12,.0f}"
               f"{b['steps_per_s'] / real:>9.1f}"

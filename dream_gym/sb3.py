@@ -28,8 +28,10 @@ from stable_baselines3.common.vec_env.base_vec_env import (
 from tqdm import tqdm
 
 from dream_gym.envs.core import obs_row
+from dream_gym.evaluate import summarize
 
-__all__ = ["SB3VecEnv", "make_sb3_vec_env", "TqdmCallback"]
+__all__ = ["SB3VecEnv", "make_sb3_vec_env", "make_real_sb3_env", "evaluate_sb3",
+           "TqdmCallback"]
 
 
 class TqdmCallback(BaseCallback):
@@ -130,3 +132,46 @@ def make_sb3_vec_env(env_id: str, num_envs: int,
     for wrap in wrappers:
         venv = wrap(venv)
     return SB3VecEnv(venv)
+
+
+def make_real_sb3_env(game: str, screen_size: int = 64, model: Any = None) -> VecEnv:
+    """The real game as an SB3 ``VecEnv`` of one env, observed as a pixel agent observes the
+    dream made with ``screen_size``: the screen alone at ``screen_size`` x ``screen_size``
+    (:class:`~dream_gym.envs.pixels.ScreenObservation`), through the model's eyes
+    (:class:`~dream_gym.envs.pixels.ModelView`) when ``model`` (a loaded model, zoo name or
+    folder) is given. The agent's own SB3 wrappers (``VecFrameStack``, ...) then go on it as
+    on the dream's :func:`make_sb3_vec_env`, so the agent runs unchanged."""
+    from stable_baselines3.common.vec_env import DummyVecEnv
+
+    from dream_gym.envs.pixels import ModelView, ScreenObservation
+    from dream_gym.games import get_game
+
+    spec = get_game(game)
+
+    def make() -> gym.Env:
+        env = spec.make()
+        return ScreenObservation(ModelView(env, model) if model is not None else env,
+                                 screen_size)
+
+    return DummyVecEnv([make])
+
+
+def evaluate_sb3(agent: Any, venv: VecEnv, episodes: int, seed: int = 0,
+                 deterministic: bool = True, progress: bool = True,
+                 desc: str = "real game") -> dict:
+    """An SB3 agent (anything with ``predict``) on a one-env ``venv``, episode i seeded
+    ``seed + i``; the venv's wrappers (a frame stack) start afresh with each episode.
+    Returns :func:`~dream_gym.evaluate.summarize`'s dict."""
+    if venv.num_envs != 1:
+        raise ValueError(f"evaluate_sb3 plays one game at a time (seeded per episode); got a "
+                         f"VecEnv of {venv.num_envs}.")
+    returns = []
+    for ep in tqdm(range(episodes), desc=desc, disable=not progress):
+        venv.seed(seed + ep)
+        obs, done, ret = venv.reset(), False, 0.0
+        while not done:
+            action, _ = agent.predict(obs, deterministic=deterministic)
+            obs, reward, dones, _ = venv.step(action)
+            ret, done = ret + float(reward[0]), bool(dones[0])
+        returns.append(ret)
+    return summarize(returns)

@@ -80,6 +80,38 @@ def test_same_seed_same_trajectory_alone_or_in_the_vector_env(env_id):
         np.testing.assert_allclose(o1, o2, atol=1e-3, err_msg=f"step {k}")
 
 
+@pytest.mark.parametrize("env_id", ["Dream-TakeCover-v0", "Dream-CarRacing-v0"])
+def test_screen_size_hands_the_agent_the_models_frame_alone_and_in_a_batch(env_id):
+    """``screen_size=64``: the screen alone at 64x64 (ScreenObservation's space in the real
+    game), the model's own frame where it fills the screen (TakeCover: nothing scaled), the
+    rows under CarRacing's cropped frame black as in the full-size dream; dream 4 of a batch
+    shows what a lone dream seeded alike shows (to a level: a lone dream's step runs other
+    float kernels, whose last bits can round a pixel the other way)."""
+    lone = gym.make(env_id, screen_size=64)
+    assert lone.observation_space == gym.spaces.Box(0, 255, (64, 64, 3), np.uint8)
+    obs, _ = lone.reset(seed=11)
+    core = lone.unwrapped._core
+    frame = core.model.render(core.state)[0].numpy()
+    if core.game.crop_rows is None:
+        np.testing.assert_array_equal(obs, frame)
+    else:  # CarRacing: rows 0..84 of 96 -> 0..56 of 64
+        assert core.screen_rows == (0, 56)
+        assert not obs[56:].any() and obs[:56].std() > 5
+    venv = _make_vec(env_id, screen_size=64)
+    assert venv.single_observation_space == lone.observation_space
+    space = venv.single_action_space
+    space.seed(0)
+    batch, _ = venv.reset(seed=7)
+    for _ in range(20):
+        diff = np.abs(batch[4].astype(int) - obs)
+        assert diff.max() <= 1 and diff.mean() < 0.01, (diff.max(), diff.mean())
+        actions = np.stack([space.sample() for _ in range(N)])
+        batch, *_ = venv.step(actions)
+        obs, *_ = lone.step(actions[4])
+    with pytest.raises(ValueError, match="screen_size"):
+        gym.make(env_id, obs_type="latent", screen_size=64)
+
+
 def _until_a_dream_ends(venv, rng: np.random.Generator):
     venv.reset(seed=0)
     for _ in range(2000):
@@ -289,3 +321,42 @@ def test_a_lone_dream_steps_as_it_does_in_a_batch(done_mode, temperature):
     assert alone["t"].tolist() == [300] and alone["key"].tolist() == [batch["key"][1]]
     if done_mode == "bernoulli":
         assert ends >= 1, "the test should see the dream end at least once"
+
+
+class _SideOfTheBrightnessPolicy:
+    """A stateless SB3-style agent: strafe right when the newest frame's left half is the
+    brighter one, else left (any fixed function of the pixels would do)."""
+
+    def predict(self, obs, deterministic=True):
+        newest = obs[..., -3:].astype(np.float32)
+        half = newest.shape[2] // 2
+        right = newest[:, :, :half].mean((1, 2, 3)) > newest[:, :, half:].mean((1, 2, 3))
+        return np.where(right, 1, 2), None
+
+
+@pytest.mark.slow  # plays real VizDoom
+def test_a_pixel_agent_plays_the_real_game_behind_the_wrappers_it_had_in_the_dream():
+    """make_real_sb3_env with the dream's VecFrameStack gives the dream's observation space;
+    evaluate_sb3 seeds episode i with seed + i: the returns of the same stateless policy
+    played on plain Gymnasium envs (evaluate_policy) with those seeds, other returns on
+    other seeds."""
+    from stable_baselines3.common.vec_env import VecFrameStack
+
+    from dream_gym.envs.pixels import ModelView, ScreenObservation
+    from dream_gym.evaluate import evaluate_policy
+    from dream_gym.games import get_game
+    from dream_gym.sb3 import evaluate_sb3, make_real_sb3_env, make_sb3_vec_env
+
+    dream = VecFrameStack(make_sb3_vec_env("Dream-TakeCover-v0", 2, screen_size=64), 4)
+    real = VecFrameStack(make_real_sb3_env("TakeCover", 64, "takecover"), 4)
+    assert real.observation_space == dream.observation_space
+    agent = _SideOfTheBrightnessPolicy()
+    first = evaluate_sb3(agent, real, 2, seed=40, progress=False)
+    assert evaluate_sb3(agent, real, 2, seed=80, progress=False)["returns"] != first["returns"]
+    plain = evaluate_policy(ScreenObservation(ModelView(get_game("TakeCover").make(),
+                                                        "takecover"), 64),
+                            lambda o: int(agent.predict(np.tile(o, 4)[None])[0][0]), 2, seed=40,
+                            progress=False)
+    assert plain["returns"] == first["returns"]
+    with pytest.raises(ValueError, match="one game at a time"):
+        evaluate_sb3(agent, dream, 1)

@@ -81,6 +81,20 @@ def test_shipped_vae_reconstructs_heldout_frames(takecover, held_out):
     with torch.no_grad():
         fast = takecover.vae.decode(takecover.vae.encode(x[:64])[0], channels_last=True)
     torch.testing.assert_close(fast, recon[:64], atol=1e-5, rtol=0)
+    # a dream may render in bfloat16 (render_bf16, on where the CPU has it natively): pixels
+    # within 2 levels of float32's on these real frames' latents, the same alone and batched
+    state = {"z": takecover.vae.encode(x[:64])[0]}
+    kept = takecover.render_bf16
+    try:
+        takecover.render_bf16 = False
+        full = takecover.render(state).int()
+        takecover.render_bf16 = True
+        half = takecover.render(state).int()
+        alone = takecover.render({"z": state["z"][5:6]}).int()
+    finally:
+        takecover.render_bf16 = kept
+    assert (half - full).abs().max() <= 2 and (half - full).abs().float().mean() < 0.5
+    assert torch.equal(alone[0], half[5])
 
 
 def test_mdnrnn_predicts_heldout_next_latents_and_deaths(takecover, held_out):

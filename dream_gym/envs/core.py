@@ -76,9 +76,13 @@ class DreamCore:
     def __init__(self, model: WorldModel | str | Path, num_dreams: int,
                  obs_type: str = "pixels", temperature: float = 1.0,
                  max_episode_steps: int | None = None, game: str | None = None,
-                 device: str = "cpu", contexts: dict[str, Any] | None = None) -> None:
+                 device: str = "cpu", contexts: dict[str, Any] | None = None,
+                 screen_size: int | None = None) -> None:
         if obs_type not in ("pixels", "latent"):
             raise ValueError(f"obs_type must be 'pixels' or 'latent', got {obs_type!r}.")
+        if screen_size is not None and (obs_type != "pixels" or int(screen_size) < 1):
+            raise ValueError(f"screen_size={screen_size!r}: it sizes pixel observations (a "
+                             "positive int, e.g. 64, with obs_type='pixels').")
         self.model = load_dream(model, device, game)
         self.contexts = _contexts(model, contexts, self.model)
         self.game = self.model.spec
@@ -88,9 +92,18 @@ class DreamCore:
         self.set_temperature(temperature)
         self.max_episode_steps = max_episode_steps or self.game.max_episode_steps
         self.real_observation_space, self.action_space = self.game.real_spaces()
-        self.observation_space = (latent_space(self.model) if obs_type == "latent"
-                                  else self.real_observation_space)
-        self.screen_hw: tuple[int, int] = tuple(self.game.screen_space.shape[:2])
+        self.screen_size = screen_size
+        screen_hw = tuple(self.game.screen_space.shape[:2])
+        self.screen_hw: tuple[int, int] = screen_hw if screen_size is None \
+            else (screen_size, screen_size)
+        self.screen_rows = self.game.crop_rows if screen_size is None or not self.game.crop_rows \
+            else tuple(round(r * screen_size / screen_hw[0]) for r in self.game.crop_rows)
+        if obs_type == "latent":
+            self.observation_space = latent_space(self.model)
+        elif screen_size is not None:
+            self.observation_space = gym.spaces.Box(0, 255, (*self.screen_hw, 3), np.uint8)
+        else:
+            self.observation_space = self.real_observation_space
         self.state: State | None = None
         self.steps = np.zeros(num_dreams, np.int64)
         self.gamevars = np.zeros((num_dreams, self.contexts["gamevars"].shape[-1]), np.float32)
@@ -176,10 +189,14 @@ class DreamCore:
 
     # --- observations -----------------------------------------------------------------------
     def screens(self) -> np.ndarray:
-        """(N, H, W, 3) uint8 dream frames at the real screen size, decoded once per step."""
+        """(N, H, W, 3) uint8 dream frames at the real screen size (or ``screen_size``),
+        decoded once per step. A frame already at that size is handed out as decoded."""
         if self._screens is None:
-            self._screens = upscale(self.model.render(self.state), self.screen_hw,
-                                    self.game.crop_rows)
+            frames = self.model.render(self.state)
+            if frames.shape[1:3] == self.screen_hw and self.screen_rows is None:
+                self._screens = frames.cpu().numpy()
+            else:
+                self._screens = upscale(frames, self.screen_hw, self.screen_rows)
         return self._screens
 
     def observations(self) -> np.ndarray | dict[str, np.ndarray]:
@@ -187,7 +204,7 @@ class DreamCore:
         if self.obs_type == "latent":
             # features are a new tensor (the contract): no second copy of N x F floats
             return self.model.features(self.state).cpu().numpy().astype(np.float32, copy=False)
-        if self.game.screen_key is None:
+        if self.game.screen_key is None or self.screen_size is not None:
             return self.screens()
         return {key: self.screens() if key == self.game.screen_key else self.gamevars
                 for key in self.real_observation_space.spaces}

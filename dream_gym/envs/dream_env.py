@@ -33,6 +33,10 @@ class DreamEnv(gym.Env):
     ``obs_type="pixels"`` (default): exactly the real game's space; the model's 64x64 frame
     is resized to the real screen and game variables (TakeCover: ``HEALTH``) are predicted by
     the model (CarRacing's dashboard, which the model never sees, stays black).
+    ``screen_size=S`` (pixels): the screen alone, ``Box(0, 255, (S, S, 3), uint8)``, as
+    :class:`~dream_gym.envs.pixels.ScreenObservation` gives it in the real game, rendered
+    straight from the model's frame (at S = 64, the frame itself): what a pixel agent's
+    wrappers ask for, without scaling up to the screen and back down.
     ``obs_type="latent"``: the model's features (``[z, h]`` or ``[z, h, c]`` for World
     Models, as its config says), the same observation
     :class:`~dream_gym.envs.latent.RealLatentObservation` gives in the game.
@@ -56,6 +60,7 @@ class DreamEnv(gym.Env):
       ``game``: the real game expected (checked).
     - ``obs_type``: ``"pixels"`` or ``"latent"``. ``temperature``: tau of World Models (mixture
       logits / tau, sigma * sqrt(tau)); higher is more uncertain and harder.
+    - ``screen_size``: pixel observations at ``S x S`` (see above); None: the real screen.
     - ``render_mode``: ``"rgb_array"`` or ``"human"``. ``device``: torch device.
 
     ## Reset Arguments
@@ -72,11 +77,12 @@ class DreamEnv(gym.Env):
     def __init__(self, model: WorldModel | str | Path = "takecover", obs_type: str = "pixels",
                  temperature: float = 1.0, render_mode: str | None = None,
                  max_episode_steps: int | None = None, game: str | None = None,
-                 device: str = "cpu", contexts: dict[str, Any] | None = None) -> None:
+                 device: str = "cpu", contexts: dict[str, Any] | None = None,
+                 screen_size: int | None = None) -> None:
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"render_mode must be one of {self.metadata['render_modes']}.")
         self._core = DreamCore(model, 1, obs_type, temperature, max_episode_steps, game, device,
-                               contexts)
+                               contexts, screen_size)
         self.model, self.game = self._core.model, self._core.game
         self.contexts = self._core.contexts
         self.obs_type = obs_type

@@ -43,7 +43,8 @@ class DreamVectorEnv(VectorEnv):
                  render_mode: str | None = None, max_episode_steps: int | None = None,
                  game: str | None = None, device: str = "cpu",
                  autoreset_mode: AutoresetMode | str = AutoresetMode.NEXT_STEP,
-                 contexts: dict[str, Any] | None = None) -> None:
+                 contexts: dict[str, Any] | None = None,
+                 screen_size: int | None = None) -> None:
         if num_envs < 1:
             raise ValueError(f"num_envs must be >= 1, got {num_envs}.")
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
@@ -53,7 +54,7 @@ class DreamVectorEnv(VectorEnv):
             raise ValueError("autoreset_mode must be NEXT_STEP or SAME_STEP.")
         self.metadata = {**self.metadata, "autoreset_mode": self.autoreset_mode}
         self._core = DreamCore(model, num_envs, obs_type, temperature, max_episode_steps,
-                               game, device, contexts)
+                               game, device, contexts, screen_size)
         self.num_envs = num_envs
         self.render_mode = render_mode
         self.model = self._core.model

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import asdict
 from pathlib import Path
@@ -17,12 +18,13 @@ from dream_gym.world_models import lone_step
 from dream_gym.world_models.mdnrnn import MDNRNN, MDNRNNConfig, fused_cell_weights, fused_lstm_step
 from dream_gym.world_models.vae import ConvVAE, VAEConfig, to_input
 
-__all__ = ["WorldModelsDream", "FAMILY", "DONE_MODES", "HAS_ONEDNN", "onednn_linear"]
+__all__ = ["WorldModelsDream", "FAMILY", "DONE_MODES", "HAS_ONEDNN", "HAS_BF16", "onednn_linear"]
 
 FAMILY = "world_models"
 DONE_MODES = ("threshold", "bernoulli")
 FEATURES = ("zh", "zhc")
 HAS_ONEDNN = torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise")
+HAS_BF16 = torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
 
 
 def onednn_linear(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -56,6 +58,13 @@ class WorldModelsDream(torch.nn.Module):
     ``addmm`` and repeats earlier dreams bit for bit. :meth:`observe` (the real game's
     latent) stays on ``addmm``, so measured real scores replay exactly."""
 
+    render_bf16: bool = HAS_BF16
+    """:meth:`render` decodes with a bfloat16 copy of V's decoder on a CPU with native
+    bfloat16 (AVX512-BF16 or AMX): 1.4x as fast at a batch of 64 (TakeCover, AMD EPYC,
+    ``benchmarks/throughput.py``), pixels within 2 levels of float32's (mean 0.15), the
+    same alone and in a batch. Only the eyes change: states, rewards and ends do not.
+    False renders in float32 everywhere."""
+
     def __init__(self, game: str, vae: ConvVAE, rnn: MDNRNN, gamevar_scale: float = 1.0,
                  done_mode: str = "bernoulli", features: str = "zh") -> None:
         super().__init__()
@@ -70,6 +79,7 @@ class WorldModelsDream(torch.nn.Module):
         self.done_mode, self.feature_kind = done_mode, features
         self.feature_dim = vae.cfg.z_dim + rnn.cfg.hidden * (len(features) - 1)
         self.requires_grad_(False)
+        self._bf16_decoder: list = []  # [V's weight version, its copy]: not a submodule
 
     @property
     def device(self) -> torch.device:
@@ -160,7 +170,14 @@ class WorldModelsDream(torch.nn.Module):
 
     @torch.no_grad()
     def render(self, state: State) -> torch.Tensor:
-        x = self.vae.decode(state["z"], channels_last=True)
+        z = state["z"]
+        if self.render_bf16 and z.device.type == "cpu":
+            version = sum(p._version for p in self.vae.parameters())  # V changed in place?
+            if not self._bf16_decoder or self._bf16_decoder[0] != version:
+                self._bf16_decoder[:] = [version, copy.deepcopy(self.vae).to(torch.bfloat16)]
+            x = self._bf16_decoder[1].decode(z.to(torch.bfloat16), channels_last=True).float()
+        else:
+            x = self.vae.decode(z, channels_last=True)
         return (x.movedim(1, -1) * 255).round_().to(torch.uint8)
 
     # --- helpers ---------------------------------------------------------------------------
