@@ -1,7 +1,8 @@
-"""PPO (stable-baselines3) trained only inside Dream-TakeCover, then scored in real VizDoom.
+"""PPO (stable-baselines3) trained only inside a dream, then scored in the real game.
 
     python examples/ppo_in_dream.py --obs latent --timesteps 5000000
     python examples/ppo_in_dream.py --obs pixels --timesteps 100000
+    python examples/ppo_in_dream.py --env Dream-CarRacing-v0 --obs latent --timesteps 3000000
 
 ``--obs latent``: the agent sees the model's features ([z, h, c] for TakeCover); in the
 game the same features come from :class:`~dream_gym.envs.latent.RealLatentObservation`
@@ -13,11 +14,16 @@ command reaches a dream score of 606 and 614.1 +- 400.8 in real VizDoom (random 
 Welch t 8.86, 100 episodes; about 11 minutes of PPO on 2 CPU cores). The same statistics,
 frozen, normalise the real game's features and are saved beside the policy.
 
-``--obs pixels``: the agent sees the screen at 64x64
-(:class:`~dream_gym.envs.pixels.ScreenObservation`); in the game it is scored twice, on the
-raw screen and on the model's view of it (:class:`~dream_gym.envs.pixels.ModelView`), to
-show what a pixel agent needs to transfer.
-Real episodes are seeded 10000.. as in the card; the random policy is scored on the same
+``--obs pixels``: the agent sees the screen at 64x64, which the dream renders at that size
+(``screen_size=64``), the last ``--frame-stack`` frames at once (SB3's ``VecFrameStack``:
+which way the view and the fireballs move). In the game the same wrappers go on
+:func:`~dream_gym.sb3.make_real_sb3_env`; it is scored twice, on the raw screen and on the
+model's view of it (:class:`~dream_gym.envs.pixels.ModelView`), to show what a pixel agent
+needs to transfer.
+
+``--env Dream-CarRacing-v0``: the same on CarRacing's Box actions (steer, gas, brake), with
+its own defaults (256 dreams at tau 1.0, gamma 0.99, longer rollouts: a lap is 1,000 steps).
+Real episodes are seeded 10000.. as in the cards; the random policy is scored on the same
 seeds. The policy is saved as safetensors.
 """
 
@@ -26,50 +32,65 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+import gymnasium as gym
 import numpy as np
 import torch
-from gymnasium.wrappers.vector import VectorizeTransformObservation
 from stable_baselines3 import PPO
-from stable_baselines3.common.vec_env import VecMonitor, VecNormalize
+from stable_baselines3.common.vec_env import VecEnv, VecFrameStack, VecMonitor, VecNormalize
 
 from dream_gym.checkpoint import save_json, save_tensors
-from dream_gym.envs.pixels import ModelView, ScreenObservation
-from dream_gym.evaluate import evaluate_controller, evaluate_policy, evaluate_random, welch_t
+from dream_gym.evaluate import evaluate_controller, evaluate_random, welch_t
 from dream_gym.games import get_game
-from dream_gym.sb3 import TqdmCallback, make_sb3_vec_env
+from dream_gym.sb3 import TqdmCallback, evaluate_sb3, make_real_sb3_env, make_sb3_vec_env
 from dream_gym.zoo import load_model
+
+# per dream: (latent dreams, tau, gamma, latent rollout steps per dream). TakeCover: sweeping
+# outlives wall-hugging only over hundreds of steps; CarRacing: a lap is 1,000 steps
+DEFAULTS = {"Dream-TakeCover-v0": (1024, 1.15, 0.995, 32),
+            "Dream-CarRacing-v0": (256, 1.0, 0.99, 128)}
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--env", choices=sorted(DEFAULTS), default="Dream-TakeCover-v0")
     p.add_argument("--obs", choices=["latent", "pixels"], default="latent")
-    p.add_argument("--model", default="takecover")
+    p.add_argument("--model", default=None, help="default: the id's zoo model")
     p.add_argument("--timesteps", type=int, default=5_000_000)
-    p.add_argument("--envs", type=int, default=None, help="dreams (default 1024 latent, 16 pixels)")
-    p.add_argument("--temperature", type=float, default=1.15)
+    p.add_argument("--envs", type=int, default=None,
+                   help="dreams (default: per env for latent, 16 for pixels)")
+    p.add_argument("--temperature", type=float, default=None, help="default per env")
+    p.add_argument("--frame-stack", type=int, default=4,
+                   help="pixels: frames the agent sees at once (SB3's VecFrameStack)")
     p.add_argument("--episodes", type=int, default=100)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", default=None, help="default runs/ppo_<obs>")
+    p.add_argument("--out", default=None, help="default runs/ppo_<obs> (TakeCover), "
+                   "runs/ppo_<game>_<obs>")
     args = p.parse_args()
-    out = Path(args.out or f"runs/ppo_{args.obs}")
-    envs = args.envs or (1024 if args.obs == "latent" else 16)
+    latent_envs, tau, gamma, n_steps = DEFAULTS[args.env]
+    model_name = args.model or gym.spec(args.env).kwargs["model"]
+    game = get_game(load_model(model_name).game)
+    tag = "" if game.name == "TakeCover" else f"{game.name.lower()}_"
+    out = Path(args.out or f"runs/ppo_{tag}{args.obs}")
+    envs = args.envs or (latent_envs if args.obs == "latent" else 16)
+    temperature = args.temperature if args.temperature is not None else tau
+
+    def stacked(v: VecEnv) -> VecEnv:  # the same wrapper on the dream and the real game
+        return VecFrameStack(v, args.frame_stack) if args.frame_stack > 1 else v
 
     if args.obs == "latent":
-        gamma = 0.995  # sweeping outlives wall-hugging only over hundreds of steps
         venv = VecNormalize(VecMonitor(make_sb3_vec_env(
-            "Dream-TakeCover-v0", envs, model=args.model, obs_type="latent",
-            temperature=args.temperature)), gamma=gamma)
-        agent = PPO("MlpPolicy", venv, n_steps=32, batch_size=8192, n_epochs=4,
+            args.env, envs, model=model_name, obs_type="latent",
+            temperature=temperature)), gamma=gamma)
+        agent = PPO("MlpPolicy", venv, n_steps=n_steps, batch_size=8192, n_epochs=4,
                     learning_rate=3e-4, ent_coef=0.01, gamma=gamma, seed=args.seed,
                     policy_kwargs={"net_arch": {"pi": [64, 64], "vf": [256, 256]}},
                     tensorboard_log=str(out), verbose=0)
     else:
-        venv = VecMonitor(make_sb3_vec_env(
-            "Dream-TakeCover-v0", envs, model=args.model, obs_type="pixels",
-            temperature=args.temperature,
-            wrappers=[lambda e: VectorizeTransformObservation(e, ScreenObservation, size=64)]))
-        agent = PPO("CnnPolicy", venv, n_steps=256, batch_size=512, n_epochs=4,
-                    learning_rate=2.5e-4, ent_coef=0.01, seed=args.seed,
+        venv = VecMonitor(stacked(make_sb3_vec_env(
+            args.env, envs, model=model_name, obs_type="pixels", temperature=temperature,
+            screen_size=64)))
+        agent = PPO("CnnPolicy", venv, n_steps=4096 // envs, batch_size=512, n_epochs=4,
+                    learning_rate=2.5e-4, ent_coef=0.01, gamma=gamma, seed=args.seed,
                     tensorboard_log=str(out), verbose=0)
     agent.learn(args.timesteps, callback=TqdmCallback(args.timesteps))
     # SB3 shares the CNN between policy and value nets; safetensors wants one tensor per name
@@ -82,27 +103,25 @@ def main() -> None:
 
     seed, n = 10_000, args.episodes
     dream = [ep["r"] for ep in agent.ep_info_buffer]  # the last 100 dream episodes
-    results = {"obs": args.obs, "timesteps": args.timesteps, "envs": envs,
-               "temperature": args.temperature, "first_seed": seed,
+    results = {"env": args.env, "model": model_name, "obs": args.obs,
+               "timesteps": args.timesteps, "envs": envs, "temperature": temperature,
+               "gamma": gamma, "first_seed": seed,
+               "frame_stack": args.frame_stack if args.obs == "pixels" else None,
                "dream_last_episodes": {"mean": float(np.mean(dream)), "n": len(dream)}}
     print(f"dream (last {len(dream)} training episodes): {np.mean(dream):.1f}")
     if args.obs == "latent":
-        model = load_model(args.model)
+        model = load_model(model_name)
         results["real"] = evaluate_controller(
             model, lambda f: torch.from_numpy(
                 agent.predict(norm.normalize_obs(f.numpy()), deterministic=True)[0]),
             n, seed=seed)
     else:
-        game = get_game(load_model(args.model).game)
-
-        def act(obs: np.ndarray) -> int:
-            return int(agent.predict(obs, deterministic=True)[0])
-
-        results["real_raw_screen"] = evaluate_policy(ScreenObservation(game.make()), act, n,
-                                                     seed, desc="real game, raw screen")
-        results["real"] = evaluate_policy(ScreenObservation(ModelView(game.make(), args.model)),
-                                          act, n, seed, desc="real game, model view")
-    results["random"] = evaluate_random("TakeCover", n, seed=seed)
+        results["real_raw_screen"] = evaluate_sb3(
+            agent, stacked(make_real_sb3_env(game.name, 64)), n, seed, desc="real, raw screen")
+        results["real"] = evaluate_sb3(
+            agent, stacked(make_real_sb3_env(game.name, 64, model_name)), n, seed,
+            desc="real, model view")
+    results["random"] = evaluate_random(game.name, n, seed=seed)
     results["welch_t_vs_random"] = welch_t(results["real"], results["random"])
     for k in ("real", "real_raw_screen", "random"):
         if k in results:
