@@ -77,9 +77,11 @@ def test_shipped_vae_reconstructs_heldout_frames(takecover, held_out):
     per_frame_var = float(x.var(dim=0).mean())  # predicting the mean frame scores this
     # TakeCover frames vary little (a static room); the shipped V explains ~70% of it.
     assert mse < 0.4 * per_frame_var, (mse, per_frame_var)
-    # rendering decodes in the channels-last layout: the same frames
+    # a dream renders with forward convolutions (RenderDecoder): the same frames in float32
+    from dream_gym.world_models.render import RenderDecoder
+
     with torch.no_grad():
-        fast = takecover.vae.decode(takecover.vae.encode(x[:64])[0], channels_last=True)
+        fast = RenderDecoder(takecover.vae)(takecover.vae.encode(x[:64])[0])
     torch.testing.assert_close(fast, recon[:64], atol=1e-5, rtol=0)
     # a dream may render in bfloat16 (render_bf16, on where the CPU has it natively): pixels
     # within 2 levels of float32's on these real frames' latents, the same alone and batched
