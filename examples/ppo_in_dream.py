@@ -61,6 +61,7 @@ def main() -> None:
     p.add_argument("--temperature", type=float, default=None, help="default per env")
     p.add_argument("--frame-stack", type=int, default=4,
                    help="pixels: frames the agent sees at once (SB3's VecFrameStack)")
+    p.add_argument("--ent-coef", type=float, default=0.01, help="pixels: PPO's entropy bonus")
     p.add_argument("--episodes", type=int, default=100)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default=None, help="default runs/ppo_<obs> (TakeCover), "
@@ -86,17 +87,18 @@ def main() -> None:
                     policy_kwargs={"net_arch": {"pi": [64, 64], "vf": [256, 256]}},
                     tensorboard_log=str(out), verbose=0)
     else:
-        venv = VecMonitor(stacked(make_sb3_vec_env(
+        # returns scaled by VecNormalize (the images are scaled by the policy itself)
+        venv = VecNormalize(VecMonitor(stacked(make_sb3_vec_env(
             args.env, envs, model=model_name, obs_type="pixels", temperature=temperature,
-            screen_size=64)))
+            screen_size=64))), norm_obs=False, gamma=gamma)
         agent = PPO("CnnPolicy", venv, n_steps=4096 // envs, batch_size=512, n_epochs=4,
-                    learning_rate=2.5e-4, ent_coef=0.01, gamma=gamma, seed=args.seed,
+                    learning_rate=2.5e-4, ent_coef=args.ent_coef, gamma=gamma, seed=args.seed,
                     tensorboard_log=str(out), verbose=0)
     agent.learn(args.timesteps, callback=TqdmCallback(args.timesteps))
     # SB3 shares the CNN between policy and value nets; safetensors wants one tensor per name
     tensors = {k: v.detach().clone() for k, v in agent.policy.state_dict().items()}
     norm = agent.get_vec_normalize_env()
-    if norm is not None:  # the statistics the real game's features are scaled with
+    if norm is not None and norm.norm_obs:  # what the real game's features are scaled with
         tensors |= {"obs_mean": torch.as_tensor(norm.obs_rms.mean, dtype=torch.float32),
                     "obs_var": torch.as_tensor(norm.obs_rms.var, dtype=torch.float32)}
     save_tensors(out / "policy.safetensors", tensors)
