@@ -68,10 +68,11 @@ def test_off_track_stop_ends_the_dream_and_charges_the_steps_left(carracing):
 @pytest.mark.slow
 def test_shipped_controller_beats_random_on_real_tracks(carracing):
     """Trained only inside the dream, the shipped driver beats a random policy on real
-    tracks no recipe trained on, by a Welch t of at least 3 (one-sided p < 0.005)."""
+    tracks no recipe trained on, by a Welch t of at least 3 (one-sided p < 0.005). Six
+    tracks each: its 100-track spread (613 +- 110, random -30 +- 7) leaves t far above 3."""
     controller, _ = LinearController.load(resolve("carracing") / "controller")
-    real = evaluate_controller(carracing, controller, 12, seed=60_000, progress=False)
-    rand = evaluate_random("CarRacing", 12, seed=60_000, progress=False)
+    real = evaluate_controller(carracing, controller, 6, seed=60_000, progress=False)
+    rand = evaluate_random("CarRacing", 6, seed=60_000, progress=False)
     t = welch_t(real, rand)
     print(f"shipped {real['mean']:.1f}+-{real['std']:.1f} vs random "
           f"{rand['mean']:.1f}+-{rand['std']:.1f}: Welch t {t:.2f}")
