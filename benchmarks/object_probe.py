@@ -44,13 +44,16 @@ def strips(labels, names: str, bins: int, width: int) -> np.ndarray:
 
 
 def collect(episodes: int, seed: int, bins: int, crop_rows: tuple[int, int] | None = None,
-            max_steps: int = 2100) -> dict[str, np.ndarray]:
+            frame_size: int | None = None, max_steps: int = 2100) -> dict[str, np.ndarray]:
     """Frames (N, S, S, 3), episode index (N,) and per-object strip labels (N, bins);
-    ``crop_rows``: the frames show only those screen rows (a model that sees a band)."""
+    ``crop_rows``: the frames show only those screen rows (a model that sees a band);
+    ``frame_size``: S (default the game's, 64)."""
     game = get_game("TakeCover")
     env = game.make()
     if crop_rows is not None:
         game = dataclasses.replace(game, crop_rows=crop_rows)
+    if frame_size is not None:
+        game = dataclasses.replace(game, frame_size=frame_size)
     env.unwrapped.game.set_labels_buffer_enabled(True)  # before the engine starts
     actions = random_held_actions(np.random.default_rng(seed), game, max_hold=12)
     frames, episode, labels = [], [], {k: [] for k in OBJECTS}
@@ -127,6 +130,9 @@ def main() -> None:
     p.add_argument("--bins", type=int, default=8)
     p.add_argument("--crop-rows", type=int, nargs=2, default=None, metavar=("FIRST", "END"),
                    help="frames of these screen rows only (models trained on such frames)")
+    p.add_argument("--frame-size", type=int, default=None,
+                   help="side of the square frames (default the game's, 64): the ceiling a "
+                        "larger model frame could reach (real pixels only)")
     p.add_argument("--held-out", type=float, default=0.25, help="share of episodes scored")
     p.add_argument("--epochs", type=int, default=20)
     p.add_argument("--cache", default=None,
@@ -137,12 +143,15 @@ def main() -> None:
     args = p.parse_args()
 
     crop = "_rows_{}_{}".format(*args.crop_rows) if args.crop_rows else ""
+    crop += f"_{args.frame_size}px" if args.frame_size else ""
     cache = Path(args.cache or f"runs/object_probe/labelled{crop}.npz")
-    key = np.asarray([args.episodes, args.seed, args.bins, *(args.crop_rows or [])])
+    key = np.asarray([args.episodes, args.seed, args.bins, *(args.crop_rows or []),
+                      *([args.frame_size] if args.frame_size else [])])
     data = dict(np.load(cache)) if cache.exists() else {}
     if not data or not np.array_equal(data.get("key"), key):
         data = {**collect(args.episodes, args.seed, args.bins,
-                                tuple(args.crop_rows) if args.crop_rows else None), "key": key}
+                          tuple(args.crop_rows) if args.crop_rows else None, args.frame_size),
+                "key": key}
         cache.parent.mkdir(parents=True, exist_ok=True)
         np.savez_compressed(cache.with_suffix(".tmp.npz"), **data)
         cache.with_suffix(".tmp.npz").replace(cache)
@@ -159,7 +168,7 @@ def main() -> None:
         print(f"{name[-40:]:40s} " + " ".join(f"{v:14.3f}" for v in rows[name].values()))
     save_json(args.out or f"benchmarks/results/object_probe{crop}.json", {
         "episodes": args.episodes, "seed": args.seed, "bins": args.bins,
-        "crop_rows": args.crop_rows, "frames": len(train),
+        "crop_rows": args.crop_rows, "frame_size": args.frame_size, "frames": len(train),
         "held_out_frames": int((~train).sum()), "strip_rates": rates, "info": rows})
 
 
