@@ -34,9 +34,11 @@ class DreamEnv(gym.Env):
     is resized to the real screen and game variables (TakeCover: ``HEALTH``) are predicted by
     the model (CarRacing's dashboard, which the model never sees, stays black).
     ``screen_size=S`` (pixels): the screen alone, ``Box(0, 255, (S, S, 3), uint8)``, as
-    :class:`~dream_gym.envs.pixels.ScreenObservation` gives it in the real game, rendered
-    straight from the model's frame (at S = 64, the frame itself): what a pixel agent's
-    wrappers ask for, without scaling up to the screen and back down.
+    :class:`~dream_gym.envs.pixels.ScreenObservation` gives it in the real game
+    (:func:`dream_gym.sb3.make_real_sb3_env`; CarRacing's dashboard rows stay black, as
+    :class:`~dream_gym.envs.pixels.ModelView` shows them), rendered straight from the model's
+    frame (at S = 64, the frame itself): what a pixel agent's wrappers ask for, without
+    scaling up to the screen and back down.
     ``obs_type="latent"``: the model's features (``[z, h]`` or ``[z, h, c]`` for World
     Models, as its config says), the same observation
     :class:`~dream_gym.envs.latent.RealLatentObservation` gives in the game.

@@ -78,7 +78,7 @@ class WorldModelsDream(torch.nn.Module):
         self.done_mode, self.feature_kind = done_mode, features
         self.feature_dim = vae.cfg.z_dim + rnn.cfg.hidden * (len(features) - 1)
         self.requires_grad_(False)
-        self._renderer: list = []  # [(dtype, V's weight version), RenderDecoder]: no submodule
+        self._renderer: list = []  # [(bf16?, V's version), decoder]: not in the state dict
 
     @property
     def device(self) -> torch.device:
