@@ -30,13 +30,13 @@ def test_a_search_vector_is_the_controller_on_centred_scaled_features():
 @pytest.mark.slow
 def test_whitened_search_escapes_the_stall_of_raw_search(tmp_path):
     """Short CMA-ES runs in the shipped TakeCover dream, seeds 0 and 1, raw against whitened
-    (the same budget: 15 generations of 32 x 8 dreams). The raw runs of these seeds stay
+    (the same budget: 10 generations of 32 x 8 dreams). The raw runs of these seeds stay
     near a fixed action (dream score about 250 after 40 generations, 2026-12-05); the
     whitened ones dodge (565-640 after 40)."""
     scores: dict[bool, list[float]] = {False: [], True: []}
     for whiten in (False, True):
         for seed in (0, 1):
-            cfg = ControllerTrainConfig(temperature=1.15, generations=15, population=32,
+            cfg = ControllerTrainConfig(temperature=1.15, generations=10, population=32,
                                         rollouts=8, max_steps=1000, eval_rollouts=128,
                                         seed=seed, whiten=whiten)
             run = tmp_path / f"{whiten}{seed}"
