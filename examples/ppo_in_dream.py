@@ -40,7 +40,6 @@ from stable_baselines3.common.vec_env import VecEnv, VecFrameStack, VecMonitor, 
 
 from dream_gym.checkpoint import save_json, save_tensors
 from dream_gym.evaluate import evaluate_controller, evaluate_random, welch_t
-from dream_gym.games import get_game
 from dream_gym.sb3 import TqdmCallback, evaluate_sb3, make_real_sb3_env, make_sb3_vec_env
 from dream_gym.zoo import load_model
 
@@ -69,7 +68,8 @@ def main() -> None:
     args = p.parse_args()
     latent_envs, tau, gamma, n_steps = DEFAULTS[args.env]
     model_name = args.model or gym.spec(args.env).kwargs["model"]
-    game = get_game(load_model(model_name).game)
+    model = load_model(model_name)  # once: its game names the real env, and it scores latents
+    game = model.spec
     tag = "" if game.name == "TakeCover" else f"{game.name.lower()}_"
     out = Path(args.out or f"runs/ppo_{tag}{args.obs}")
     envs = args.envs or (latent_envs if args.obs == "latent" else 16)
@@ -112,7 +112,6 @@ def main() -> None:
                "dream_last_episodes": {"mean": float(np.mean(dream)), "n": len(dream)}}
     print(f"dream (last {len(dream)} training episodes): {np.mean(dream):.1f}")
     if args.obs == "latent":
-        model = load_model(model_name)
         results["real"] = evaluate_controller(
             model, lambda f: torch.from_numpy(
                 agent.predict(norm.normalize_obs(f.numpy()), deterministic=True)[0]),
@@ -121,7 +120,7 @@ def main() -> None:
         results["real_raw_screen"] = evaluate_sb3(
             agent, stacked(make_real_sb3_env(game.name, 64)), n, seed, desc="real, raw screen")
         results["real"] = evaluate_sb3(
-            agent, stacked(make_real_sb3_env(game.name, 64, model_name)), n, seed,
+            agent, stacked(make_real_sb3_env(game.name, 64, model)), n, seed,
             desc="real, model view")
     results["random"] = evaluate_random(game.name, n, seed=seed)
     results["welch_t_vs_random"] = welch_t(results["real"], results["random"])

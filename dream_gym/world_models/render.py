@@ -21,10 +21,11 @@ from dream_gym.world_models.vae import ConvVAE
 __all__ = ["RenderDecoder"]
 
 
-def _as_convolution(layer: nn.ConvTranspose2d) -> tuple[torch.Tensor, torch.Tensor, int]:
-    """(weight (4 Cout, Cin, h, h), bias (4 Cout,), h) of the convolution that, followed by
-    ``pixel_shuffle(2)``, computes ``layer`` (stride 2, no padding; an odd kernel gets a
-    zero tap appended and its output one row and column more, cropped by the caller)."""
+def _as_convolution(layer: nn.ConvTranspose2d) -> tuple[torch.Tensor, torch.Tensor]:
+    """(weight (4 Cout, Cin, h, h), bias (4 Cout,)) of the convolution that, on the input
+    padded by h - 1 and followed by ``pixel_shuffle(2)``, computes ``layer`` (stride 2, no
+    padding; an odd kernel gets a zero tap appended and its output one row and column more,
+    cropped by the caller)."""
     if layer.stride != (2, 2) or layer.padding != (0, 0) or layer.output_padding != (0, 0) \
             or layer.groups != 1 or layer.kernel_size[0] != layer.kernel_size[1]:
         raise ValueError(f"RenderDecoder handles square stride-2 deconvolutions without "
@@ -37,7 +38,7 @@ def _as_convolution(layer: nn.ConvTranspose2d) -> tuple[torch.Tensor, torch.Tens
     # parity-p taps reversed
     parity = [w[:, :, py::2, px::2].flip(2, 3).transpose(0, 1) for py in (0, 1) for px in (0, 1)]
     weight = torch.stack(parity, 1).reshape(4 * cout, cin, k // 2, k // 2)
-    return weight, layer.bias.detach().repeat_interleave(4), k // 2
+    return weight, layer.bias.detach().repeat_interleave(4)
 
 
 class RenderDecoder(nn.Module):
@@ -59,14 +60,15 @@ class RenderDecoder(nn.Module):
             k[0] * k[1]).to(dtype))
         self.first_shape = (first.out_channels, *k)
         self.steps: list[tuple[str, int, int]] = []  # ("conv", index, kernel) | (activation)
+        convs = 0
         for layer in rest:
             if isinstance(layer, nn.ConvTranspose2d):
-                weight, bias, half = _as_convolution(layer)
-                i = sum(kind == "conv" for kind, *_ in self.steps)
-                self.register_buffer(f"w{i}", weight.to(dtype).contiguous(
+                weight, bias = _as_convolution(layer)
+                self.register_buffer(f"w{convs}", weight.to(dtype).contiguous(
                     memory_format=torch.channels_last))
-                self.register_buffer(f"b{i}", bias.to(dtype))
-                self.steps.append(("conv", i, layer.kernel_size[0]))
+                self.register_buffer(f"b{convs}", bias.to(dtype))
+                self.steps.append(("conv", convs, layer.kernel_size[0]))
+                convs += 1
             elif isinstance(layer, nn.ReLU | nn.Sigmoid):
                 self.steps.append((type(layer).__name__, 0, 0))
             else:
