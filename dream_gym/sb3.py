@@ -17,8 +17,10 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
+import torch
 from gymnasium.vector import AutoresetMode
 from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 from stable_baselines3.common.vec_env.base_vec_env import (
     VecEnv,
     VecEnvIndices,
@@ -31,7 +33,7 @@ from dream_gym.envs.core import obs_row
 from dream_gym.evaluate import summarize
 
 __all__ = ["SB3VecEnv", "make_sb3_vec_env", "make_real_sb3_env", "evaluate_sb3",
-           "TqdmCallback"]
+           "TqdmCallback", "SaveCallback", "ModelEncoder"]
 
 
 class TqdmCallback(BaseCallback):
@@ -51,6 +53,19 @@ class TqdmCallback(BaseCallback):
 
     def _on_training_end(self) -> None:
         self.bar.close()
+
+
+class SaveCallback(BaseCallback):
+    """Calls ``save()`` each time it runs (under SB3's ``EveryNTimesteps``): a long
+    training run leaves its latest policy behind."""
+
+    def __init__(self, save: Callable[[], None]) -> None:
+        super().__init__()
+        self.save = save
+
+    def _on_step(self) -> bool:
+        self.save()
+        return True
 
 
 class SB3VecEnv(VecEnv):
@@ -117,6 +132,69 @@ class SB3VecEnv(VecEnv):
         return [False for _ in self._get_indices(indices)]
 
 
+class ModelEncoder(BaseFeaturesExtractor):
+    """A pixel policy's CNN that is the world model's own frame encoder, frozen.
+
+    Each frame (the screen at the model's frame size, ``screen_size=S``) becomes the
+    features the model gives it as a first frame (V's z for World Models; M's memory is
+    not in one frame, so a recurrent policy such as sb3-contrib's ``CnnLstmPolicy`` keeps
+    its own), standardised by their spread over dreamed frames of random play (64 dreams,
+    seed 0, ``stats_steps`` steps); those constant for a first frame are dropped. Why: a
+    CNN learnt from the dream's reward alone sat at a fixed action for 240k steps, and the
+    encoder was trained on real frames, so the real screen reads as the dream's does.
+
+        RecurrentPPO("CnnLstmPolicy", venv, policy_kwargs={
+            "features_extractor_class": ModelEncoder,
+            "features_extractor_kwargs": {"model": "takecover"}})
+
+    Args:
+        observation_space: (3, S, S) images, as SB3 hands them to a CNN.
+        model: zoo name or folder of the model.
+        bfloat16: encode in bfloat16 (about twice as fast where the CPU has it natively).
+        stats_steps: dream steps whose frames set the standardisation.
+    """
+
+    def __init__(self, observation_space: gym.spaces.Box, model: str,
+                 bfloat16: bool = False, stats_steps: int = 64) -> None:
+        from dream_gym.envs.vector import DreamVectorEnv
+        from dream_gym.zoo import load_model
+
+        loaded = load_model(model)
+        game, size = loaded.spec, loaded.spec.frame_size
+        if tuple(observation_space.shape) != (3, size, size) or game.crop_rows is not None:
+            raise ValueError(
+                f"ModelEncoder reads the {game.name} model's {size}x{size} frames "
+                f"(uncropped games), got images of shape {observation_space.shape}: make "
+                f"the dream with screen_size={size} and the real game with "
+                f"make_real_sb3_env(game, {size}).")
+        dreams = DreamVectorEnv(64, model, obs_type="pixels", screen_size=size)
+        dreams.action_space.seed(0)
+        frames = [dreams.reset(seed=0)[0]]
+        for _ in range(stats_steps - 1):
+            frames.append(dreams.step(dreams.action_space.sample())[0])
+        frames = torch.from_numpy(np.concatenate(frames))
+        with torch.no_grad():
+            f = loaded.features(loaded.initial_state(frames[:, None],
+                                                     game.no_actions(len(frames))))
+        keep = f.std(0) > 1e-6
+        super().__init__(observation_space, int(keep.sum()))
+        # not a submodule: its weights stay the zoo's, out of the policy's state and optimiser
+        object.__setattr__(self, "model", loaded)
+        self.bfloat16 = bfloat16
+        self.register_buffer("keep", keep)
+        self.register_buffer("mean", f[:, keep].mean(0))
+        self.register_buffer("std", f[:, keep].std(0))
+
+    @torch.no_grad()
+    def forward(self, observations: torch.Tensor) -> torch.Tensor:
+        frames = (observations * 255).round().to(torch.uint8).permute(0, 2, 3, 1)
+        with torch.autocast("cpu", torch.bfloat16, enabled=self.bfloat16):
+            state = self.model.initial_state(frames[:, None],
+                                             self.model.spec.no_actions(len(frames)))
+            f = self.model.features(state)[:, self.keep].float()
+        return (f - self.mean) / self.std
+
+
 def make_sb3_vec_env(env_id: str, num_envs: int,
                      wrappers: Sequence[Callable[[gym.vector.VectorEnv], gym.vector.VectorEnv]]
                      = (), **kwargs: Any) -> SB3VecEnv:
@@ -159,8 +237,9 @@ def make_real_sb3_env(game: str, screen_size: int = 64, model: Any = None) -> Ve
 def evaluate_sb3(agent: Any, venv: VecEnv, episodes: int, seed: int = 0,
                  deterministic: bool = True, progress: bool = True,
                  desc: str = "real game") -> dict:
-    """An SB3 agent (anything with ``predict``) on a one-env ``venv``, episode i seeded
-    ``seed + i``; the venv's wrappers (a frame stack) start afresh with each episode.
+    """An SB3 agent (anything with ``predict``, recurrent ones included) on a one-env
+    ``venv``, episode i seeded ``seed + i``; the venv's wrappers (a frame stack) and the
+    agent's memory start afresh with each episode.
     Returns :func:`~dream_gym.evaluate.summarize`'s dict."""
     if venv.num_envs != 1:
         raise ValueError(f"evaluate_sb3 plays one game at a time (seeded per episode); got a "
@@ -168,10 +247,13 @@ def evaluate_sb3(agent: Any, venv: VecEnv, episodes: int, seed: int = 0,
     returns = []
     for ep in tqdm(range(episodes), desc=desc, disable=not progress):
         venv.seed(seed + ep)
-        obs, done, ret = venv.reset(), False, 0.0
+        obs, done, ret, memory = venv.reset(), False, 0.0, None
+        start = np.ones(1, bool)
         while not done:
-            action, _ = agent.predict(obs, deterministic=deterministic)
+            action, memory = agent.predict(obs, state=memory, episode_start=start,
+                                           deterministic=deterministic)
             obs, reward, dones, _ = venv.step(action)
+            start = dones
             ret, done = ret + float(reward[0]), bool(dones[0])
         returns.append(ret)
     return summarize(returns)

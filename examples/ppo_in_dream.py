@@ -36,11 +36,19 @@ import gymnasium as gym
 import numpy as np
 import torch
 from stable_baselines3 import PPO
+from stable_baselines3.common.callbacks import EveryNTimesteps
 from stable_baselines3.common.vec_env import VecEnv, VecFrameStack, VecMonitor, VecNormalize
 
 from dream_gym.checkpoint import save_json, save_tensors
 from dream_gym.evaluate import evaluate_controller, evaluate_random, welch_t
-from dream_gym.sb3 import TqdmCallback, evaluate_sb3, make_real_sb3_env, make_sb3_vec_env
+from dream_gym.sb3 import (
+    ModelEncoder,
+    SaveCallback,
+    TqdmCallback,
+    evaluate_sb3,
+    make_real_sb3_env,
+    make_sb3_vec_env,
+)
 from dream_gym.zoo import load_model
 
 # per dream: (latent dreams, tau, gamma, latent rollout steps per dream). TakeCover: sweeping
@@ -61,6 +69,12 @@ def main() -> None:
     p.add_argument("--frame-stack", type=int, default=4,
                    help="pixels: frames the agent sees at once (SB3's VecFrameStack)")
     p.add_argument("--ent-coef", type=float, default=0.01, help="pixels: PPO's entropy bonus")
+    p.add_argument("--agent", choices=["cnn", "recurrent"], default="cnn",
+                   help="pixels: 'cnn' is PPO's CnnPolicy (NatureCNN) on --frame-stack frames; "
+                        "'recurrent' is sb3-contrib's RecurrentPPO, CnnLstmPolicy on one frame "
+                        "with the model's frozen encoder as its CNN (dream_gym.sb3.ModelEncoder)")
+    p.add_argument("--checkpoint-every", type=int, default=250_000,
+                   help="steps between saves of the policy (policy.safetensors, atomic)")
     p.add_argument("--episodes", type=int, default=100)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default=None, help="default runs/ppo_<obs> (TakeCover), "
@@ -72,7 +86,10 @@ def main() -> None:
     game = model.spec
     tag = "" if game.name == "TakeCover" else f"{game.name.lower()}_"
     out = Path(args.out or f"runs/ppo_{tag}{args.obs}")
-    envs = args.envs or (latent_envs if args.obs == "latent" else 16)
+    recurrent = args.obs == "pixels" and args.agent == "recurrent"
+    if recurrent:
+        args.frame_stack = 1  # the LSTM remembers
+    envs = args.envs or (latent_envs if args.obs == "latent" else 64 if recurrent else 16)
     temperature = args.temperature if args.temperature is not None else tau
 
     def stacked(v: VecEnv) -> VecEnv:  # the same wrapper on the dream and the real game
@@ -91,17 +108,37 @@ def main() -> None:
         venv = VecNormalize(VecMonitor(stacked(make_sb3_vec_env(
             args.env, envs, model=model_name, obs_type="pixels", temperature=temperature,
             screen_size=64))), norm_obs=False, gamma=gamma)
+    if recurrent:
+        from sb3_contrib import RecurrentPPO
+
+        from dream_gym.world_models.model import HAS_BF16
+
+        agent = RecurrentPPO(
+            "CnnLstmPolicy", venv, n_steps=64, batch_size=2048, n_epochs=3, learning_rate=3e-4,
+            ent_coef=args.ent_coef, gamma=gamma, seed=args.seed, tensorboard_log=str(out),
+            verbose=0, policy_kwargs={
+                "features_extractor_class": ModelEncoder,
+                "features_extractor_kwargs": {"model": model_name, "bfloat16": HAS_BF16},
+                "lstm_hidden_size": 128, "shared_lstm": True, "enable_critic_lstm": False,
+                "net_arch": {"pi": [64], "vf": [256]}})
+    elif args.obs == "pixels":
         agent = PPO("CnnPolicy", venv, n_steps=4096 // envs, batch_size=512, n_epochs=4,
                     learning_rate=2.5e-4, ent_coef=args.ent_coef, gamma=gamma, seed=args.seed,
                     tensorboard_log=str(out), verbose=0)
-    agent.learn(args.timesteps, callback=TqdmCallback(args.timesteps))
-    # SB3 shares the CNN between policy and value nets; safetensors wants one tensor per name
-    tensors = {k: v.detach().clone() for k, v in agent.policy.state_dict().items()}
     norm = agent.get_vec_normalize_env()
-    if norm is not None and norm.norm_obs:  # what the real game's features are scaled with
-        tensors |= {"obs_mean": torch.as_tensor(norm.obs_rms.mean, dtype=torch.float32),
-                    "obs_var": torch.as_tensor(norm.obs_rms.var, dtype=torch.float32)}
-    save_tensors(out / "policy.safetensors", tensors)
+
+    def save() -> None:
+        # SB3 shares the CNN between policy and value nets; safetensors wants one tensor each
+        tensors = {k: v.detach().clone() for k, v in agent.policy.state_dict().items()}
+        if norm is not None and norm.norm_obs:  # what the real game's features are scaled with
+            tensors |= {"obs_mean": torch.as_tensor(norm.obs_rms.mean, dtype=torch.float32),
+                        "obs_var": torch.as_tensor(norm.obs_rms.var, dtype=torch.float32)}
+        save_tensors(out / "policy.safetensors", tensors)
+
+    agent.learn(args.timesteps, callback=[TqdmCallback(args.timesteps),
+                                          EveryNTimesteps(args.checkpoint_every,
+                                                          SaveCallback(save))])
+    save()
 
     seed, n = 10_000, args.episodes
     dream = [ep["r"] for ep in agent.ep_info_buffer]  # the last 100 dream episodes
@@ -109,6 +146,7 @@ def main() -> None:
                "timesteps": args.timesteps, "envs": envs, "temperature": temperature,
                "gamma": gamma, "first_seed": seed,
                "frame_stack": args.frame_stack if args.obs == "pixels" else None,
+               "agent": args.agent if args.obs == "pixels" else "mlp",
                "dream_last_episodes": {"mean": float(np.mean(dream)), "n": len(dream)}}
     print(f"dream (last {len(dream)} training episodes): {np.mean(dream):.1f}")
     if args.obs == "latent":

@@ -360,3 +360,51 @@ def test_a_pixel_agent_plays_the_real_game_behind_the_wrappers_it_had_in_the_dre
     assert plain["returns"] == first["returns"]
     with pytest.raises(ValueError, match="one game at a time"):
         evaluate_sb3(agent, dream, 1)
+
+
+@pytest.mark.slow  # plays real VizDoom
+def test_model_encoder_reads_the_real_screen_as_the_latent_route_does():
+    """A pixel policy whose CNN is ModelEncoder sees, for a real 64x64 screen, the model's
+    features of that frame (V's z, standardised): what the latent agents see in the game."""
+    from stable_baselines3.common.preprocessing import preprocess_obs
+
+    from dream_gym.games import get_game
+    from dream_gym.sb3 import ModelEncoder, make_real_sb3_env
+    from dream_gym.zoo import load_model
+
+    real = make_real_sb3_env("TakeCover", 64)
+    space = gym.spaces.Box(0, 255, (3, 64, 64), np.uint8)  # as SB3 transposes it for a CNN
+    encoder = ModelEncoder(space, "takecover")
+    real.seed(3)
+    screens = [real.reset()] + [real.step(np.array([a]))[0] for a in (1, 1, 2, 0)]
+    screens = np.concatenate(screens)  # (5, 64, 64, 3), the agent's observations
+    got = encoder(preprocess_obs(torch.from_numpy(screens).permute(0, 3, 1, 2), space))
+
+    model, game = load_model("takecover"), get_game("TakeCover")
+    z = model.vae.encode(torch.from_numpy(screens).permute(0, 3, 1, 2).float() / 255)[0]
+    assert encoder.features_dim == model.rnn.cfg.z_dim  # h, c of a first frame: dropped
+    np.testing.assert_allclose(got.numpy(), ((z - encoder.mean) / encoder.std).numpy(),
+                               atol=1e-4)
+    assert got.std() > 0.3  # frames of the game spread the features (standardised on dreams)
+    assert game.frame_size == 64
+    with pytest.raises(ValueError, match="screen_size=64"):
+        ModelEncoder(gym.spaces.Box(0, 255, (3, 84, 84), np.uint8), "takecover")
+
+
+@pytest.mark.slow  # plays real VizDoom
+def test_a_recurrent_agent_starts_each_real_episode_with_a_fresh_memory():
+    """evaluate_sb3 hands a recurrent agent (sb3-contrib's RecurrentPPO) its memory and
+    resets it at each episode: the same seeds give the same returns whatever came before."""
+    from sb3_contrib import RecurrentPPO
+
+    from dream_gym.sb3 import ModelEncoder, evaluate_sb3, make_real_sb3_env, make_sb3_vec_env
+
+    dream = make_sb3_vec_env("Dream-TakeCover-v0", 2, screen_size=64)
+    agent = RecurrentPPO("CnnLstmPolicy", dream, n_steps=8, seed=0, policy_kwargs={
+        "features_extractor_class": ModelEncoder,
+        "features_extractor_kwargs": {"model": "takecover", "stats_steps": 4},
+        "lstm_hidden_size": 16})
+    real = make_real_sb3_env("TakeCover", 64)
+    once = evaluate_sb3(agent, real, 2, seed=40, progress=False)["returns"]
+    evaluate_sb3(agent, real, 1, seed=7, progress=False)
+    assert evaluate_sb3(agent, real, 2, seed=40, progress=False)["returns"] == once
