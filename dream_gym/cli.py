@@ -1,4 +1,4 @@
-"""The ``dream-gym`` command: demo, evolve, evaluate, video, play, train, zoo."""
+"""The ``dream-gym`` command: demo, build, evolve, evaluate, video, play, train, zoo."""
 
 from __future__ import annotations
 
@@ -38,6 +38,20 @@ def _cmd_train(args: argparse.Namespace) -> int:
         recipe = tomls[0]
     out = run_recipe(recipe, args.runs)
     print(f"model written to {out}")
+    return 0
+
+
+def _cmd_build(args: argparse.Namespace) -> int:
+    from dream_gym.build import BuildConfig, build
+    from dream_gym.games.derive import NotDreamable
+
+    cfg = BuildConfig(minutes=args.minutes, family=args.family, episodes=args.episodes,
+                      seed=args.seed)
+    try:
+        build(args.env_id, args.name, config=cfg, out=args.out, runs_root=args.runs)
+    except NotDreamable as e:
+        print(f"dream-gym build: {e}", file=sys.stderr)
+        return 2
     return 0
 
 
@@ -143,6 +157,21 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--video", default="dream_gym_demo.mp4")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(fn=_cmd_demo)
+
+    p = sub.add_parser("build", help="a dream of any pixel Gymnasium env: collect, train, "
+                       "evolve a controller, score it in the real env, write card and video")
+    p.add_argument("env_id", help="a Gymnasium id whose observation is an RGB image "
+                   "(ALE/Pong-v5; other packages' ids as 'package:Id')")
+    p.add_argument("--name", default=None, help="<Name> of Dream-<Name>-v0 (default: from "
+                   "the id, ALE/Pong-v5 -> Pong)")
+    p.add_argument("--family", default="world_models", choices=["world_models", "gamegan"])
+    p.add_argument("--minutes", type=float, default=60.0, help="the whole time budget")
+    p.add_argument("--episodes", type=int, default=100, help="real scoring episodes")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default=None, help="model folder (default: $DREAM_GYM_MODELS/"
+                   "<name>, else dreams/<name>)")
+    p.add_argument("--runs", default="runs", help="where data, logs and checkpoints go")
+    p.set_defaults(fn=_cmd_build)
 
     p = sub.add_parser("evolve", help="evolve a controller with CMA-ES inside a model's dream "
                        "(resumable)")

@@ -25,8 +25,10 @@ from typing import Any
 __all__ = ["RecipeError", "check_keys", "check_recipe", "pick", "field_docs", "add_arguments",
            "TOP_LEVEL_KEYS"]
 
-TOP_LEVEL_KEYS = ("name", "game", "family", "seed")
-"""Keys every recipe may set outside its sections."""
+TOP_LEVEL_KEYS = ("name", "game", "family", "seed", "env_id")
+"""Keys every recipe may set outside its sections (``env_id``: the Gymnasium id of a game
+dream-gym does not know, derived from the env when the recipe runs; ``dream-gym build``
+writes it)."""
 
 
 class RecipeError(ValueError):

@@ -60,6 +60,9 @@ class ControllerTrainConfig:
     1.15 and 1.3, World Models' best transfers)."""
     generations: int = 40
     """CMA-ES generations."""
+    time_limit_minutes: float | None = None
+    """A time budget that ends the run after the generation that passes it, whatever
+    ``generations`` says (``dream-gym build`` sizes its CMA-ES so); None: none."""
     population: int = 64
     """Candidate controllers per generation (World Models: 64)."""
     rollouts: int = 16
@@ -265,6 +268,8 @@ def train_in_dream(model_dir: str | Path, cfg: ControllerTrainConfig, run_dir: s
     run_dir = Path(run_dir)
     models = load_dreams(model_dir, ensemble, device)
     cfg = with_rollout_cap(cfg, models[0].spec)
+    if time_limit is None and cfg.time_limit_minutes is not None:
+        time_limit = cfg.time_limit_minutes * 60
     if cfg.rollouts % len(models):
         raise ValueError(f"rollouts ({cfg.rollouts}) must be a multiple of the number of "
                          f"dreams in the ensemble ({len(models)}), so each weighs the same.")

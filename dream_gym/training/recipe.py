@@ -19,6 +19,8 @@ import torch
 from dream_gym.checkpoint import load_json, save_json
 from dream_gym.config import RecipeError, check_recipe, pick
 from dream_gym.families import get_family
+from dream_gym.games import game_names, register_game
+from dream_gym.games.derive import game_from_env
 from dream_gym.training.common import default_device
 
 if TYPE_CHECKING:
@@ -105,6 +107,8 @@ def run_recipe(recipe_path: str | Path, runs_root: str | Path = "runs",
     returns the exported model folder."""
     path = find_recipe(recipe_path)
     r = load_recipe(path)
+    if "env_id" in r and r["game"] not in game_names():  # a game of `dream-gym build`
+        register_game(game_from_env(r["env_id"], r["game"]))
     device = device or default_device()
     run_dir = Path(runs_root) / r["name"]
     run_dir.mkdir(parents=True, exist_ok=True)
