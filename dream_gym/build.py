@@ -34,7 +34,7 @@ from dream_gym.games.derive import game_from_env
 from dream_gym.games.registry import PolicyFactory
 from dream_gym.games.spec import GameSpec
 
-__all__ = ["BuildConfig", "build", "plan_recipe", "SHARES"]
+__all__ = ["BuildConfig", "build", "plan_recipe", "pick_temperature", "SHARES"]
 
 SHARES = {"collect": 0.15, "vae": 0.2, "mdnrnn": 0.25, "controller": 0.25}
 """Share of the time budget per training stage; the rest (about 15%) scores the controller
@@ -158,6 +158,58 @@ def plan_recipe(spec: GameSpec, cfg: BuildConfig, name: str, env_id: str | None,
     return recipe
 
 
+def pick_temperature(model_dir: Path, data_dir: Path, max_steps: int, seed: int,
+                     taus: tuple[float, ...] = (0.75, 1.0, 1.15, 1.3, 1.5),
+                     dreams: int = 128) -> dict[str, Any]:
+    """The dream temperature at which the collection's random policy (actions held 1..12
+    steps) lives and scores in the dream as it did in the real game: the tau whose mean
+    episode length and return are nearest the real data's, each in units of its real spread.
+    Too cold a dream is easier than the game, too hot one harder (World Models' knob)."""
+    from dream_gym.data import load_episodes
+    from dream_gym.explore import HeldRandomActions
+    from dream_gym.rollout import dream_returns
+    from dream_gym.zoo import load_contexts, load_model
+
+    episodes = load_episodes(data_dir)
+    ends = np.cumsum(episodes.lengths)
+    real_returns = np.add.reduceat(episodes.rewards, ends - episodes.lengths)
+    real_len, real_ret = episodes.lengths.astype(np.float64), real_returns.astype(np.float64)
+    model = load_model(model_dir)
+    ctx = load_contexts(model_dir)
+    rng = np.random.default_rng(seed)
+    which = torch.from_numpy(rng.integers(len(ctx["frames"]), size=dreams))
+    table = []
+    for tau in taus:
+        explorer = HeldRandomActions(model.spec, dreams, 1.0, 12, np.random.default_rng(seed))
+        blank = torch.zeros((dreams, *model.spec.action_shape),
+                            dtype=torch.long if model.spec.discrete else torch.float32)
+
+        def policy(features: torch.Tensor, rows: torch.Tensor,
+                   explorer=explorer, blank=blank) -> torch.Tensor:
+            return explorer(blank[: len(rows)], rows)
+
+        ret, length = dream_returns(model, policy, ctx["frames"][which], ctx["actions"][which],
+                                    tau, max_steps, torch.arange(dreams) + seed * 100_003)
+        gap = (abs(length.double().mean().item() - real_len.mean()) / _spread(real_len)
+               + abs(ret.double().mean().item() - real_ret.mean()) / _spread(real_ret))
+        table.append({"temperature": tau, "dream_length": float(length.double().mean()),
+                      "dream_return": float(ret.double().mean()), "gap": float(gap)})
+    best = min(table, key=lambda row: row["gap"])
+    return {"temperature": best["temperature"], "real_length": float(real_len.mean()),
+            "real_return": float(real_ret.mean()), "table": table}
+
+
+def _spread(x: np.ndarray) -> float:
+    """x's std, floored at 5% of its mean's size (a game whose episodes all last as long)."""
+    return float(max(x.std(), 0.05 * abs(x.mean()), 1e-6))
+
+
+def _write_toml(path: Path, recipe: dict[str, Any]) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(_toml(recipe))
+    tmp.replace(path)
+
+
 def _toml(recipe: dict[str, Any]) -> str:
     def value(v: Any) -> str:
         if isinstance(v, bool):
@@ -205,14 +257,23 @@ def build(env: str | Callable[[], gym.Env], name: str | None = None, *,
         print(f"[build] {spec.name}: timing this machine to fit {cfg.minutes:g} minutes")
         recipe = plan_recipe(spec, cfg, folder_name, env if isinstance(env, str) else None,
                              "user" if policy is not None else "random")
-        tmp = recipe_path.with_suffix(".tmp")
-        tmp.write_text(_toml(recipe))
-        tmp.replace(recipe_path)
+        _write_toml(recipe_path, recipe)
     print(f"[build] recipe {recipe_path}: {recipe['collect']['episodes']} episodes, V "
           f"{recipe['vae']['steps']} steps, M {recipe['mdnrnn']['steps']} steps, CMA-ES "
           f"{recipe['controller']['time_limit_minutes']:g} min")
-    model_dir = get_family(cfg.family).run_stages(recipe, run_dir, Stages(run_dir),
-                                                  default_device())
+    family, device = get_family(cfg.family), default_device()
+    # data, V and M first; then the temperature at which random play in the dream lasts and
+    # scores as it did in the real data; then CMA-ES at that temperature and the real score
+    model_dir = family.run_stages({k: v for k, v in recipe.items()
+                                   if k not in ("controller", "evaluate")}, run_dir,
+                                  Stages(run_dir), device)
+    stages = Stages(run_dir)
+    stages.run("temperature", lambda: pick_temperature(model_dir, run_dir / "data",
+                                                       recipe["controller"]["max_steps"],
+                                                       cfg.seed))
+    recipe["controller"]["temperature"] = stages.done["temperature"]["temperature"]
+    _write_toml(recipe_path, recipe)
+    family.run_stages(recipe, run_dir, Stages(run_dir), device)
     stages = load_json(run_dir / "stages.json")
     dest = Path(out) if out is not None else (user_zoo() or Path("dreams")) / folder_name
     dream_id = f"Dream-{spec.name}-v0"
@@ -261,11 +322,16 @@ def _write_card(model_dir: Path, spec: GameSpec, recipe: dict[str, Any],
     command = (f"dream-gym build {env} --minutes {cfg.minutes:g}" if isinstance(env, str)
                else f"dream_gym.build.build(<constructor>, name={spec.name!r}, "
                     f"config=BuildConfig(minutes={cfg.minutes:g}))")
-    order = ["collect", "vae", "mdnrnn", "controller", "evaluate"]
+    order = ["collect", "vae", "mdnrnn", "temperature", "controller", "evaluate"]
     rows = "\n".join(f"| {k} | {stages[k]['seconds']:.0f} s | "
                      f"{stages[k].get('real_frames', 0):,} |"
                      for k in sorted(stages, key=lambda k: (k not in order, order.index(k)
                                                             if k in order else 0, k)))
+
+    temp = stages.get("temperature", {})
+    taus = "\n".join(f"| {row['temperature']:g} | {row['dream_length']:.1f} | "
+                     f"{row['dream_return']:.2f} | {row['gap']:.2f} |"
+                     for row in temp.get("table", []))
 
     def score(label: str, d: dict) -> str:
         return f"| {label} | {d['mean']:.2f} | {d['std']:.2f} | {d['stderr']:.2f} | {d['n']} |"
@@ -293,6 +359,17 @@ machine (the budget: {cfg.minutes:g}). `video.mp4`: one real episode, real | the
 
 Limitations: the frame is the whole screen at 64x64 (small objects may vanish); one round
 of random data, no iterative rounds; scores replay bit for bit on the CPU that measured them.
+
+## Temperature
+
+Random play (actions held 1..12 steps, as collected) in 128 dreams at each temperature,
+against the real data (episode length {temp.get('real_length', float('nan')):.1f}, return
+{temp.get('real_return', float('nan')):.2f}); gap = the length's and the return's distance
+from the real ones, each in units of its real spread. CMA-ES trained at the nearest.
+
+| tau | dream length | dream return | gap |
+|---|---|---|---|
+{taus}
 
 ## Stages (the run folder's `stages.json`; `recipe.toml` beside this card reruns them with
 `dream-gym train recipe.toml`)

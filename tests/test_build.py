@@ -59,10 +59,15 @@ def test_a_tiny_pixel_env_becomes_a_dream_that_a_new_interpreter_makes(tmp_path)
     from dream_gym.build import BuildConfig, build
 
     out = build(Catch, "Catch", config=BuildConfig(minutes=0.3, episodes=10, z_dim=8,
-                                                   hidden=32), out=tmp_path / "zoo" / "catch",
+                                                   hidden=32, max_frames=3000),
+                out=tmp_path / "zoo" / "catch",
                 runs_root=tmp_path / "runs", video=False)
     card = (out / "CARD.md").read_text()
     assert "controller trained only in the dream" in card and "Welch t" in card
+    stages = json.loads((tmp_path / "runs" / "catch" / "stages.json").read_text())
+    assert set(stages) == {"collect", "vae", "mdnrnn", "temperature", "controller", "evaluate"}
+    assert f'temperature = {stages["temperature"]["temperature"]}' in (out / "recipe.toml"
+                                                                       ).read_text()
     controller = json.loads((out / "controller.json").read_text())
     assert controller["real_score"]["n"] == controller["random_score"]["n"] == 10
     code = textwrap.dedent("""
