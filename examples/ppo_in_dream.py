@@ -19,7 +19,11 @@ frozen, normalise the real game's features and are saved beside the policy.
 which way the view and the fireballs move). In the game the same wrappers go on
 :func:`~dream_gym.sb3.make_real_sb3_env`; it is scored twice, on the raw screen and on the
 model's view of it (:class:`~dream_gym.envs.pixels.ModelView`), to show what a pixel agent
-needs to transfer.
+needs to transfer. ``--agent recurrent`` replaces the stack by memory: sb3-contrib's
+``RecurrentPPO`` on one frame, its CNN the model's frozen encoder
+(:class:`~dream_gym.sb3.ModelEncoder`). Neither pixel agent has transferred yet: the first
+held a near-fixed action, the recurrent one stayed at a random policy's dream score for
+757k steps (TakeCover card, "Pixel PPO again").
 
 ``--env Dream-CarRacing-v0``: the same on CarRacing's Box actions (steer, gas, brake), with
 its own defaults (256 dreams at tau 1.0, gamma 0.99, longer rollouts: a lap is 1,000 steps).
