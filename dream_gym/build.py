@@ -34,7 +34,8 @@ from dream_gym.games.derive import game_from_env
 from dream_gym.games.registry import PolicyFactory
 from dream_gym.games.spec import GameSpec
 
-__all__ = ["BuildConfig", "build", "plan_recipe", "pick_temperature", "SHARES"]
+__all__ = ["BuildConfig", "build", "check_family", "UnsupportedFamily", "plan_recipe",
+           "pick_temperature", "SHARES"]
 
 SHARES = {"collect": 0.15, "vae": 0.2, "mdnrnn": 0.25, "controller": 0.25}
 """Share of the time budget per training stage; the rest (about 15%) scores the controller
@@ -60,6 +61,18 @@ class BuildConfig:
     eval_seed: int = 10_000
     """First seed of the real scoring episodes (written here, before any controller)."""
     seed: int = 0
+
+
+class UnsupportedFamily(ValueError):
+    """``build`` cannot train this model family yet."""
+
+
+def check_family(family: str) -> None:
+    """Raises :class:`UnsupportedFamily` unless ``build`` can train ``family``."""
+    if family != "world_models":
+        raise UnsupportedFamily(f"dream-gym build trains the World Models family only for now, not "
+                         f"{family!r}: GameGAN's recipe does not yet give a TakeCover dream "
+                         "whose controller transfers (models/takecover/CARD.md).")
 
 
 def _timed(step: Callable[[], Any], repeats: int = 3) -> float:
@@ -228,22 +241,20 @@ def _toml(recipe: dict[str, Any]) -> str:
 def build(env: str | Callable[[], gym.Env], name: str | None = None, *,
           config: BuildConfig | None = None, out: str | Path | None = None,
           runs_root: str | Path = "runs", policy: PolicyFactory | None = None,
-          video: bool = True) -> Path:
+          video: bool = True, command: str | None = None) -> Path:
     """Build a dream of ``env`` (a Gymnasium id, or a constructor with ``name``); returns
     the model folder. ``policy`` collects the data instead of random held actions: it is
     called as ``policy(rng, game, max_hold)`` per episode and returns ``screen -> action``.
     Rerun the same call to resume an interrupted build (its run folder is
-    ``runs_root/<name>``)."""
+    ``runs_root/<name>``). ``command``: how the card says this build was run (default: the
+    ``dream-gym build`` line of an id)."""
     from dream_gym.families import get_family
     from dream_gym.registration import register_dream, user_zoo
     from dream_gym.training.common import default_device
     from dream_gym.training.recipe import Stages
 
     cfg = config or BuildConfig()
-    if cfg.family != "world_models":
-        raise ValueError(f"dream-gym build trains the World Models family only for now, not "
-                         f"{cfg.family!r}: GameGAN's recipe does not yet give a TakeCover "
-                         "dream whose controller transfers (see models/takecover/CARD.md).")
+    check_family(cfg.family)
     t_start = time.time()
     spec = game_from_env(env, name)  # raises NotDreamable before anything runs
     register_game(spec, policies={"user": policy} if policy is not None else None)
@@ -284,7 +295,7 @@ def build(env: str | Callable[[], gym.Env], name: str | None = None, *,
     shutil.copyfile(recipe_path, model_dir / "recipe.toml")
     if video and not (model_dir / "video.mp4").exists():
         _video(model_dir, cfg.eval_seed)
-    _write_card(model_dir, spec, recipe, stages, env, cfg, time.time() - t_start)
+    _write_card(model_dir, spec, recipe, stages, env, cfg, time.time() - t_start, command)
     _install(model_dir, dest)
     register_dream(dest)
     print(f"[build] {dream_id}: {dest} (gymnasium.make('dream_gym:{dream_id}') in a new "
@@ -313,15 +324,17 @@ def _install(model_dir: Path, dest: Path) -> None:
 
 
 def _write_card(model_dir: Path, spec: GameSpec, recipe: dict[str, Any],
-                stages: dict[str, Any], env: Any, cfg: BuildConfig, seconds: float) -> None:
+                stages: dict[str, Any], env: Any, cfg: BuildConfig, seconds: float,
+                command: str | None) -> None:
     from dream_gym.evaluate import welch_t
 
     meta = load_json(model_dir / "controller.json")
     real, rand = meta["real_score"], meta["random_score"]
     t = welch_t(real, rand) if real["n"] > 1 and rand["n"] > 1 else float("nan")
-    command = (f"dream-gym build {env} --minutes {cfg.minutes:g}" if isinstance(env, str)
-               else f"dream_gym.build.build(<constructor>, name={spec.name!r}, "
-                    f"config=BuildConfig(minutes={cfg.minutes:g}))")
+    if command is None:
+        command = (f"dream-gym build {env} --minutes {cfg.minutes:g}" if isinstance(env, str)
+                   else f"dream_gym.build.build(<constructor>, name={spec.name!r}, "
+                        f"config=BuildConfig(minutes={cfg.minutes:g}))")
     order = ["collect", "vae", "mdnrnn", "temperature", "controller", "evaluate"]
     rows = "\n".join(f"| {k} | {stages[k]['seconds']:.0f} s | "
                      f"{stages[k].get('real_frames', 0):,} |"

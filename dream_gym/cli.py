@@ -42,14 +42,14 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_build(args: argparse.Namespace) -> int:
-    from dream_gym.build import BuildConfig, build
+    from dream_gym.build import BuildConfig, UnsupportedFamily, build
     from dream_gym.games.derive import NotDreamable
 
     cfg = BuildConfig(minutes=args.minutes, family=args.family, episodes=args.episodes,
                       seed=args.seed)
     try:
         build(args.env_id, args.name, config=cfg, out=args.out, runs_root=args.runs)
-    except NotDreamable as e:
+    except (NotDreamable, UnsupportedFamily) as e:
         print(f"dream-gym build: {e}", file=sys.stderr)
         return 2
     return 0

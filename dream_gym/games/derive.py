@@ -18,8 +18,8 @@ from dream_gym.games.spec import GameSpec
 
 __all__ = ["game_from_env", "game_name", "make_env_id", "NotDreamable"]
 
-# namespaces whose ids exist once their package is imported (gymnasium >= 1.0)
-_NAMESPACE_MODULES = {"ALE": "ale_py", "MiniGrid": "minigrid", "BabyAI": "minigrid"}
+# id prefixes whose envs exist once their package is imported (gymnasium >= 1.0)
+_PACKAGES = {"ALE/": "ale_py", "MiniGrid-": "minigrid", "BabyAI-": "minigrid"}
 
 
 class NotDreamable(ValueError):
@@ -29,9 +29,8 @@ class NotDreamable(ValueError):
 def make_env_id(env_id: str, **kwargs: Any) -> gym.Env:
     """``gym.make`` that first imports the package registering the id's namespace
     (``ALE/Pong-v5`` needs ``ale_py``); ``module:Id`` works as in ``gym.make``."""
-    namespace = env_id.split(":")[-1].split("/")[0] if "/" in env_id else None
-    module = _NAMESPACE_MODULES.get(namespace)
-    if module is not None and ":" not in env_id:
+    module = next((m for prefix, m in _PACKAGES.items() if env_id.startswith(prefix)), None)
+    if module is not None:
         try:
             gym.register_envs(importlib.import_module(module))
         except ImportError:
@@ -73,7 +72,7 @@ def _screen_key(space: gym.Space, what: str) -> str | None:
                                "one (a FilterObservation wrapper) and pass the constructor.")
         if others:
             raise NotDreamable(f"{what}'s Dict observation has entries that are neither an "
-                               f"image nor numbers ({others}), which a model cannot predict; "
+                               f"image nor a numeric Box ({others}), which a model cannot predict; "
                                "filter them out (FilterObservation) and pass the constructor.")
     raise NotDreamable(
         f"{what} has no image observation to dream ({space}). dream-gym learns from pixels: "
