@@ -404,7 +404,16 @@ def test_a_recurrent_agent_starts_each_real_episode_with_a_fresh_memory():
         "features_extractor_class": ModelEncoder,
         "features_extractor_kwargs": {"model": "takecover", "stats_steps": 4},
         "lstm_hidden_size": 16})
+    starts, predict = [], agent.predict
+
+    def recording(obs, state=None, episode_start=None, deterministic=False):
+        starts.append(bool(episode_start[0]))
+        return predict(obs, state=state, episode_start=episode_start,
+                       deterministic=deterministic)
+
+    agent.predict = recording
     real = make_real_sb3_env("TakeCover", 64)
-    once = evaluate_sb3(agent, real, 2, seed=40, progress=False)["returns"]
+    once = evaluate_sb3(agent, real, 1, seed=40, progress=False)["returns"]
     evaluate_sb3(agent, real, 1, seed=7, progress=False)
-    assert evaluate_sb3(agent, real, 2, seed=40, progress=False)["returns"] == once
+    assert evaluate_sb3(agent, real, 1, seed=40, progress=False)["returns"] == once
+    assert sum(starts) == 3 and starts[0]  # the first step of each episode, and only those
