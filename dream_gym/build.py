@@ -164,7 +164,7 @@ def plan_recipe(spec: GameSpec, cfg: BuildConfig, name: str, env_id: str | None,
                        "population": 32, "rollouts": 8, "whiten": True, "max_steps": cap,
                        "eval_rollouts": 256},
         "context": {"count": 64},
-        "evaluate": {"episodes": cfg.episodes, "seed": cfg.eval_seed},
+        "evaluate": {"episodes": cfg.episodes, "seed": cfg.eval_seed, "max_steps": cap},
     }
     if env_id is not None:
         recipe["env_id"] = env_id
@@ -255,7 +255,6 @@ def build(env: str | Callable[[], gym.Env], name: str | None = None, *,
 
     cfg = config or BuildConfig()
     check_family(cfg.family)
-    t_start = time.time()
     spec = game_from_env(env, name)  # raises NotDreamable before anything runs
     register_game(spec, policies={"user": policy} if policy is not None else None)
     folder_name = spec.name.lower()
@@ -295,7 +294,7 @@ def build(env: str | Callable[[], gym.Env], name: str | None = None, *,
     shutil.copyfile(recipe_path, model_dir / "recipe.toml")
     if video and not (model_dir / "video.mp4").exists():
         _video(model_dir, cfg.eval_seed)
-    _write_card(model_dir, spec, recipe, stages, env, cfg, time.time() - t_start, command)
+    _write_card(model_dir, spec, recipe, stages, env, cfg, command)
     _install(model_dir, dest)
     register_dream(dest)
     print(f"[build] {dream_id}: {dest} (gymnasium.make('dream_gym:{dream_id}') in a new "
@@ -324,7 +323,7 @@ def _install(model_dir: Path, dest: Path) -> None:
 
 
 def _write_card(model_dir: Path, spec: GameSpec, recipe: dict[str, Any],
-                stages: dict[str, Any], env: Any, cfg: BuildConfig, seconds: float,
+                stages: dict[str, Any], env: Any, cfg: BuildConfig,
                 command: str | None) -> None:
     from dream_gym.evaluate import welch_t
 
@@ -341,6 +340,10 @@ def _write_card(model_dir: Path, spec: GameSpec, recipe: dict[str, Any],
                      for k in sorted(stages, key=lambda k: (k not in order, order.index(k)
                                                             if k in order else 0, k)))
 
+    cap = (f", each episode (controller and random alike) cut at {real['max_steps']} steps as "
+           f"in the dream (the game's own limit: {spec.max_episode_steps or 'none'})"
+           if real.get("max_steps") else "")
+    seconds = sum(v["seconds"] for v in stages.values())
     temp = stages.get("temperature", {})
     taus = "\n".join(f"| {row['temperature']:g} | {row['dream_length']:.1f} | "
                      f"{row['dream_return']:.2f} | {row['gap']:.2f} |"
@@ -358,7 +361,7 @@ held actions, ConvVAE V (z = {recipe['vae']['z_dim']}), MDN-RNN M (LSTM
 {recipe['mdnrnn']['hidden']}), a linear controller evolved with CMA-ES only in the dream
 (features [z, h], whitened, tau {recipe['controller']['temperature']}), then scored in the
 real game on seeds {real['first_seed']}..{real['first_seed'] + real['n'] - 1}, fixed before
-it existed.
+it existed{cap}.
 
 | policy, real game | mean | std | stderr | episodes |
 |---|---|---|---|---|
@@ -366,9 +369,9 @@ it existed.
 {score("random", rand)}
 
 Welch t (controller vs random): **{t:.2f}**; dream score of the controller
-{meta.get('dream_score', float('nan')):.2f}. Whole build: {seconds / 60:.1f} minutes on this
-machine (the budget: {cfg.minutes:g}). `video.mp4`: one real episode, real | the model's view
-| the dream fed the same actions.
+{meta.get('dream_score', float('nan')):.2f}. The stages took {seconds / 60:.1f} minutes on this
+machine (the budget: {cfg.minutes:g}; the video and the timing before them come on top).
+`video.mp4`: one real episode, real | the model's view | the dream fed the same actions.
 
 Limitations: the frame is the whole screen at 64x64 (small objects may vanish); one round
 of random data, no iterative rounds; scores replay bit for bit on the CPU that measured them.

@@ -131,16 +131,17 @@ class RealGames:
 
 
 def evaluate_random(game: str, episodes: int, seed: int = 0, progress: bool = True,
-                    num_envs: int | None = None) -> dict:
+                    num_envs: int | None = None, max_steps: int | None = None) -> dict:
     """The uniform random policy (a fresh action every step of the real action space, drawn
-    by a generator seeded with the episode's seed), episode i seeded ``seed + i``."""
+    by a generator seeded with the episode's seed), episode i seeded ``seed + i``;
+    ``max_steps`` cuts an episode short, as :func:`evaluate_controller`'s."""
     games = RealGames(game, episodes, seed, num_envs, progress, "real game, random policy")
     space = games.envs.single_action_space
     spaces = [copy.deepcopy(space) for _ in range(games.n)]
     for sp, ep in zip(spaces, games.episode, strict=True):
         sp.seed(seed + int(ep))
     while not games.done:
-        _, _, _, fresh = games.step(np.stack([sp.sample() for sp in spaces]))
+        _, _, _, fresh = games.step(np.stack([sp.sample() for sp in spaces]), max_steps)
         for i in np.flatnonzero(fresh):
             spaces[i].seed(seed + int(games.episode[i]))
     return games.close()

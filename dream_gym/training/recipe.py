@@ -78,6 +78,10 @@ class EvaluateConfig:
     """Real episodes scoring the final controller (a measurement: it is final by then)."""
     seed: int = 10_000
     """First real seed (episode i uses seed + i), fixed before scoring."""
+    max_steps: int | None = None
+    """Cap on a scored episode, the same for the controller and the random policy; None:
+    the game's own limit (Breakout's is 27,000 steps, which a controller that never
+    serves plays out)."""
 
 
 class Stages:
@@ -173,12 +177,14 @@ def _evaluate_stage(model_dir: Path, section: dict[str, Any], device: torch.devi
 
     model = load_model(model_dir, device)
     controller, meta = LinearController.load(model_dir / "controller")
-    episodes, seed = int(section.get("episodes", 100)), int(section.get("seed", 10_000))
-    real = evaluate_controller(model, controller, episodes, seed=seed)
-    rand = evaluate_random(model.game, episodes, seed=seed)
+    cfg = pick(EvaluateConfig, section)
+    real = evaluate_controller(model, controller, cfg.episodes, seed=cfg.seed,
+                               max_steps=cfg.max_steps)
+    rand = evaluate_random(model.game, cfg.episodes, seed=cfg.seed, max_steps=cfg.max_steps)
     keep = ("mean", "std", "stderr", "n")
-    meta["real_score"] = {k: real[k] for k in keep} | {"first_seed": seed}
-    meta["random_score"] = {k: rand[k] for k in keep} | {"first_seed": seed}
+    run = {"first_seed": cfg.seed} | ({"max_steps": cfg.max_steps} if cfg.max_steps else {})
+    meta["real_score"] = {k: real[k] for k in keep} | run
+    meta["random_score"] = {k: rand[k] for k in keep} | run
     controller.save(model_dir / "controller", {k: v for k, v in meta.items()
                                                if k not in ("game", "in_dim")})
     return {"real": meta["real_score"], "random": meta["random_score"]}
