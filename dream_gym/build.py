@@ -9,9 +9,9 @@ and a side-by-side video. A folder under ``$DREAM_GYM_MODELS`` is a registered
 ``Dream-<Name>-v0`` in every new interpreter; any other one is with
 :func:`dream_gym.register_dream`.
 
-    from dream_gym.build import build
-    build("ALE/Breakout-v5", minutes=60)                     # an id
-    build(lambda: MyWrapper(gym.make("MyEnv-v0")), name="Mine", minutes=30)  # a constructor
+    from dream_gym.build import BuildConfig, build
+    build("ALE/Breakout-v5", config=BuildConfig(minutes=60))                # an id
+    build(lambda: MyWrapper(gym.make("MyEnv-v0")), "Mine")                  # a constructor
 """
 
 from __future__ import annotations
@@ -70,9 +70,10 @@ class UnsupportedFamily(ValueError):
 def check_family(family: str) -> None:
     """Raises :class:`UnsupportedFamily` unless ``build`` can train ``family``."""
     if family != "world_models":
-        raise UnsupportedFamily(f"dream-gym build trains the World Models family only for now, not "
-                         f"{family!r}: GameGAN's recipe does not yet give a TakeCover dream "
-                         "whose controller transfers (models/takecover/CARD.md).")
+        raise UnsupportedFamily(
+            f"dream-gym build trains the World Models family only for now, not {family!r}: "
+            "GameGAN's recipe does not yet give a TakeCover dream whose controller transfers "
+            "(models/takecover/CARD.md).")
 
 
 def _timed(step: Callable[[], Any], repeats: int = 3) -> float:
@@ -337,8 +338,7 @@ def _write_card(model_dir: Path, spec: GameSpec, recipe: dict[str, Any],
     order = ["collect", "vae", "mdnrnn", "temperature", "controller", "evaluate"]
     rows = "\n".join(f"| {k} | {stages[k]['seconds']:.0f} s | "
                      f"{stages[k].get('real_frames', 0):,} |"
-                     for k in sorted(stages, key=lambda k: (k not in order, order.index(k)
-                                                            if k in order else 0, k)))
+                     for k in [k for k in order if k in stages] + sorted(set(stages) - set(order)))
 
     cap = (f", each episode (controller and random alike) cut at {real['max_steps']} steps as "
            f"in the dream (the game's own limit: {spec.max_episode_steps or 'none'})"

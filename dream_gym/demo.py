@@ -46,7 +46,8 @@ def side_by_side_video(model, controller: LinearController | Callable, path: Pat
             real.append((_panel(screen), _panel(seen)))
 
     evaluate_controller(model, controller, 1, seed=seed, num_envs=1, progress=False,
-                        max_steps=max_frames, on_step=record, record=episodes)
+                        max_steps=max_frames + 1,  # the cut step's frame is not shown
+                        on_step=record, record=episodes)
     ep = episodes[0]
     spec = get_game(model.game)
     with torch.no_grad():

@@ -237,7 +237,8 @@ def make_real_sb3_env(game: str, screen_size: int = 64, model: Any = None) -> Ve
 def evaluate_sb3(agent: Any, venv: VecEnv, episodes: int, seed: int = 0,
                  deterministic: bool = True, progress: bool = True,
                  desc: str = "real game") -> dict:
-    """An SB3 agent (anything with ``predict``, recurrent ones included) on a one-env
+    """An SB3 agent (anything with SB3's ``predict(obs, state, episode_start,
+    deterministic)``, recurrent ones included) on a one-env
     ``venv``, episode i seeded ``seed + i``; the venv's wrappers (a frame stack) and the
     agent's memory start afresh with each episode.
     Returns :func:`~dream_gym.evaluate.summarize`'s dict."""

@@ -71,7 +71,8 @@ def main() -> None:
                    help="dreams (default: per env for latent, 16 for pixels)")
     p.add_argument("--temperature", type=float, default=None, help="default per env")
     p.add_argument("--frame-stack", type=int, default=4,
-                   help="pixels: frames the agent sees at once (SB3's VecFrameStack)")
+                   help="pixels: frames the agent sees at once (SB3's VecFrameStack; "
+                        "1 with --agent recurrent: its LSTM remembers)")
     p.add_argument("--ent-coef", type=float, default=0.01, help="pixels: PPO's entropy bonus")
     p.add_argument("--agent", choices=["cnn", "recurrent"], default="cnn",
                    help="pixels: 'cnn' is PPO's CnnPolicy (NatureCNN) on --frame-stack frames; "

@@ -327,7 +327,7 @@ class _SideOfTheBrightnessPolicy:
     """A stateless SB3-style agent: strafe right when the newest frame's left half is the
     brighter one, else left (any fixed function of the pixels would do)."""
 
-    def predict(self, obs, deterministic=True):
+    def predict(self, obs, state=None, episode_start=None, deterministic=True):
         newest = obs[..., -3:].astype(np.float32)
         half = newest.shape[2] // 2
         right = newest[:, :, :half].mean((1, 2, 3)) > newest[:, :, half:].mean((1, 2, 3))
