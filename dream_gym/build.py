@@ -179,15 +179,13 @@ def pick_temperature(model_dir: Path, data_dir: Path, max_steps: int, seed: int,
     steps) lives and scores in the dream as it did in the real game: the tau whose mean
     episode length and return are nearest the real data's, each in units of its real spread.
     Too cold a dream is easier than the game, too hot one harder (World Models' knob)."""
-    from dream_gym.data import load_episodes
+    from dream_gym.data import episode_returns
     from dream_gym.explore import HeldRandomActions
     from dream_gym.rollout import dream_returns
     from dream_gym.zoo import load_contexts, load_model
 
-    episodes = load_episodes(data_dir)
-    ends = np.cumsum(episodes.lengths)
-    real_returns = np.add.reduceat(episodes.rewards, ends - episodes.lengths)
-    real_len, real_ret = episodes.lengths.astype(np.float64), real_returns.astype(np.float64)
+    real_returns, real_lengths = episode_returns(data_dir)
+    real_len, real_ret = real_lengths.astype(np.float64), real_returns.astype(np.float64)
     model = load_model(model_dir)
     ctx = load_contexts(model_dir)
     rng = np.random.default_rng(seed)

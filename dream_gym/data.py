@@ -22,7 +22,7 @@ from dream_gym.games import GameSpec, collection_policy, get_game
 
 __all__ = ["CollectConfig", "Episodes", "collect", "load_episodes", "save_contexts",
            "random_held_actions",
-           "write_shard", "concat_episodes"]
+           "write_shard", "concat_episodes", "episode_returns"]
 
 
 @dataclass
@@ -169,6 +169,18 @@ def load_episodes(data_dir: str | Path, max_shards: int | None = None) -> Episod
         )
     parts = [dict(np.load(p, allow_pickle=False)) for p in paths]
     return Episodes(**{k: np.concatenate([p[k] for p in parts]) for k in parts[0]})
+
+
+def episode_returns(data_dir: str | Path) -> tuple[np.ndarray, np.ndarray]:
+    """(returns, lengths) of every episode in ``data_dir``, read without the frames."""
+    rewards, lengths = [], []
+    for path in sorted(Path(data_dir).glob("shard_*.npz")):
+        with np.load(path, allow_pickle=False) as shard:  # an npz reads one array at a time
+            rewards.append(shard["rewards"])
+            lengths.append(shard["lengths"])
+    lengths_all = np.concatenate(lengths)
+    starts = np.cumsum(lengths_all) - lengths_all
+    return np.add.reduceat(np.concatenate(rewards), starts), lengths_all
 
 
 def concat_episodes(parts: list[Episodes]) -> Episodes:

@@ -157,7 +157,7 @@ class ModelEncoder(BaseFeaturesExtractor):
     def __init__(self, observation_space: gym.spaces.Box, model: str,
                  bfloat16: bool = False, stats_steps: int = 64) -> None:
         from dream_gym.envs.vector import DreamVectorEnv
-        from dream_gym.zoo import load_model
+        from dream_gym.zoo import load_contexts, load_model
 
         loaded = load_model(model)
         game, size = loaded.spec, loaded.spec.frame_size
@@ -167,7 +167,8 @@ class ModelEncoder(BaseFeaturesExtractor):
                 f"(uncropped games), got images of shape {observation_space.shape}: make "
                 f"the dream with screen_size={size} and the real game with "
                 f"make_real_sb3_env(game, {size}).")
-        dreams = DreamVectorEnv(64, model, obs_type="pixels", screen_size=size)
+        dreams = DreamVectorEnv(64, loaded, obs_type="pixels", screen_size=size,
+                                contexts=load_contexts(model))
         dreams.action_space.seed(0)
         frames = [dreams.reset(seed=0)[0]]
         for _ in range(stats_steps - 1):
