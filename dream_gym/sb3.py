@@ -142,13 +142,18 @@ class ModelEncoder(BaseFeaturesExtractor):
     seed 0, ``stats_steps`` steps); those constant for a first frame are dropped. Why: a
     CNN learnt from the dream's reward alone sat at a fixed action for 240k steps, and the
     encoder was trained on real frames, so the real screen reads as the dream's does.
+    A stack of frames (SB3's ``VecFrameStack``: 3m channels) gives each frame's features
+    side by side, oldest first.
 
+        PPO("CnnPolicy", VecFrameStack(venv, 4), policy_kwargs={
+            "features_extractor_class": ModelEncoder,
+            "features_extractor_kwargs": {"model": "takecover"}})
         RecurrentPPO("CnnLstmPolicy", venv, policy_kwargs={
             "features_extractor_class": ModelEncoder,
             "features_extractor_kwargs": {"model": "takecover"}})
 
     Args:
-        observation_space: (3, S, S) images, as SB3 hands them to a CNN.
+        observation_space: (3m, S, S) images, as SB3 hands them to a CNN (m stacked frames).
         model: zoo name or folder of the model.
         bfloat16: encode in bfloat16 (about twice as fast where the CPU has it natively).
         stats_steps: dream steps whose frames set the standardisation.
@@ -161,10 +166,13 @@ class ModelEncoder(BaseFeaturesExtractor):
 
         loaded = load_model(model)
         game, size = loaded.spec, loaded.spec.frame_size
-        if tuple(observation_space.shape) != (3, size, size) or game.crop_rows is not None:
+        shape = tuple(observation_space.shape)
+        if (len(shape) != 3 or shape[0] % 3 or shape[1:] != (size, size)
+                or game.crop_rows is not None):
             raise ValueError(
-                f"ModelEncoder reads the {game.name} model's {size}x{size} frames "
-                f"(uncropped games), got images of shape {observation_space.shape}: make "
+                f"ModelEncoder reads the {game.name} model's {size}x{size} RGB frames "
+                f"(uncropped games; 3m channels for m stacked frames), got images of shape "
+                f"{observation_space.shape}: make "
                 f"the dream with screen_size={size} and the real game with "
                 f"make_real_sb3_env(game, {size}).")
         dreams = DreamVectorEnv(64, loaded, obs_type="pixels", screen_size=size,
@@ -178,7 +186,9 @@ class ModelEncoder(BaseFeaturesExtractor):
             f = loaded.features(loaded.initial_state(frames[:, None],
                                                      game.no_actions(len(frames))))
         keep = f.std(0) > 1e-6
-        super().__init__(observation_space, int(keep.sum()))
+        frames_per_obs = shape[0] // 3
+        super().__init__(observation_space, int(keep.sum()) * frames_per_obs)
+        self.frames = frames_per_obs
         # not a submodule: its weights stay the zoo's, out of the policy's state and optimiser
         object.__setattr__(self, "model", loaded)
         self.bfloat16 = bfloat16
@@ -188,12 +198,14 @@ class ModelEncoder(BaseFeaturesExtractor):
 
     @torch.no_grad()
     def forward(self, observations: torch.Tensor) -> torch.Tensor:
-        frames = (observations * 255).round().to(torch.uint8).permute(0, 2, 3, 1)
+        b, c, h, w = observations.shape
+        frames = (observations.reshape(b * self.frames, 3, h, w) * 255).round() \
+            .to(torch.uint8).permute(0, 2, 3, 1)
         with torch.autocast("cpu", torch.bfloat16, enabled=self.bfloat16):
             state = self.model.initial_state(frames[:, None],
                                              self.model.spec.no_actions(len(frames)))
             f = self.model.features(state)[:, self.keep].float()
-        return (f - self.mean) / self.std
+        return ((f - self.mean) / self.std).reshape(b, -1)
 
 
 def make_sb3_vec_env(env_id: str, num_envs: int,
@@ -213,13 +225,16 @@ def make_sb3_vec_env(env_id: str, num_envs: int,
     return SB3VecEnv(venv)
 
 
-def make_real_sb3_env(game: str, screen_size: int = 64, model: Any = None) -> VecEnv:
+def make_real_sb3_env(game: str, screen_size: int = 64, model: Any = None,
+                      frame_skip: int = 1) -> VecEnv:
     """The real game as an SB3 ``VecEnv`` of one env, observed as a pixel agent observes the
-    dream made with ``screen_size``: the screen alone at ``screen_size`` x ``screen_size``
-    (:class:`~dream_gym.envs.pixels.ScreenObservation`), through the model's eyes
-    (:class:`~dream_gym.envs.pixels.ModelView`) when ``model`` (a loaded model, zoo name or
-    folder) is given. The agent's own SB3 wrappers (``VecFrameStack``, ...) then go on it as
-    on the dream's :func:`make_sb3_vec_env`, so the agent runs unchanged."""
+    dream made with ``screen_size`` and ``frame_skip``: the screen alone at ``screen_size`` x
+    ``screen_size`` (:class:`~dream_gym.envs.pixels.ScreenObservation`), through the model's
+    eyes (:class:`~dream_gym.envs.pixels.ModelView`) when ``model`` (a loaded model, zoo name
+    or folder) is given, each action held ``frame_skip`` steps (Gymnasium's
+    ``MaxAndSkipObservation``, which the dream's ``frame_skip`` reproduces). The agent's own
+    SB3 wrappers (``VecFrameStack``, ...) then go on it as on the dream's
+    :func:`make_sb3_vec_env`, so the agent runs unchanged."""
     from stable_baselines3.common.vec_env import DummyVecEnv
 
     from dream_gym.envs.pixels import ModelView, ScreenObservation
@@ -228,9 +243,9 @@ def make_real_sb3_env(game: str, screen_size: int = 64, model: Any = None) -> Ve
     spec = get_game(game)
 
     def make() -> gym.Env:
-        env = spec.make()
-        return ScreenObservation(ModelView(env, model) if model is not None else env,
-                                 screen_size)
+        env = ScreenObservation(ModelView(spec.make(), model) if model is not None
+                                else spec.make(), screen_size)
+        return gym.wrappers.MaxAndSkipObservation(env, frame_skip) if frame_skip > 1 else env
 
     return DummyVecEnv([make])
 

@@ -73,11 +73,21 @@ def main() -> None:
     p.add_argument("--frame-stack", type=int, default=4,
                    help="pixels: frames the agent sees at once (SB3's VecFrameStack; "
                         "1 with --agent recurrent: its LSTM remembers)")
+    p.add_argument("--frame-skip", type=int, default=1,
+                   help="pixels: each action held this many steps, in the dream "
+                        "(frame_skip) and the game (MaxAndSkipObservation) alike")
     p.add_argument("--ent-coef", type=float, default=0.01, help="pixels: PPO's entropy bonus")
-    p.add_argument("--agent", choices=["cnn", "recurrent"], default="cnn",
+    p.add_argument("--agent", choices=["cnn", "encoder", "recurrent"], default="cnn",
                    help="pixels: 'cnn' is PPO's CnnPolicy (NatureCNN) on --frame-stack frames; "
+                        "'encoder' the same CnnPolicy with the model's frozen encoder as its "
+                        "CNN (dream_gym.sb3.ModelEncoder) and the latent agent's batch; "
                         "'recurrent' is sb3-contrib's RecurrentPPO, CnnLstmPolicy on one frame "
-                        "with the model's frozen encoder as its CNN (dream_gym.sb3.ModelEncoder)")
+                        "with that encoder")
+    p.add_argument("--gamma", type=float, default=None,
+                   help="default per env, for one step; with --frame-skip k, gamma ** k")
+    p.add_argument("--n-steps", type=int, default=None,
+                   help="rollout steps per env (default per env; pixels 'cnn': 4096 / envs)")
+    p.add_argument("--epochs", type=int, default=4, help="PPO epochs per rollout ('encoder')")
     p.add_argument("--checkpoint-every", type=int, default=250_000,
                    help="steps between saves of the policy (policy.safetensors, atomic)")
     p.add_argument("--episodes", type=int, default=100)
@@ -94,8 +104,13 @@ def main() -> None:
     recurrent = args.obs == "pixels" and args.agent == "recurrent"
     if recurrent:
         args.frame_stack = 1  # the LSTM remembers
-    envs = args.envs or (latent_envs if args.obs == "latent" else 64 if recurrent else 16)
+    envs = args.envs or (latent_envs if args.obs == "latent" else 64 if recurrent
+                         else 256 if args.agent == "encoder" else 16)
     temperature = args.temperature if args.temperature is not None else tau
+    if args.obs == "latent":
+        args.frame_skip = 1
+    gamma = args.gamma if args.gamma is not None else gamma ** args.frame_skip
+    n_steps = args.n_steps or n_steps
 
     def stacked(v: VecEnv) -> VecEnv:  # the same wrapper on the dream and the real game
         return VecFrameStack(v, args.frame_stack) if args.frame_stack > 1 else v
@@ -112,7 +127,7 @@ def main() -> None:
         # returns scaled by VecNormalize (the images are scaled by the policy itself)
         venv = VecNormalize(VecMonitor(stacked(make_sb3_vec_env(
             args.env, envs, model=model_name, obs_type="pixels", temperature=temperature,
-            screen_size=64))), norm_obs=False, gamma=gamma)
+            screen_size=64, frame_skip=args.frame_skip))), norm_obs=False, gamma=gamma)
     if recurrent:
         from sb3_contrib import RecurrentPPO
 
@@ -126,6 +141,15 @@ def main() -> None:
                 "features_extractor_kwargs": {"model": model_name, "bfloat16": HAS_BF16},
                 "lstm_hidden_size": 128, "shared_lstm": True, "enable_critic_lstm": False,
                 "net_arch": {"pi": [64], "vf": [256]}})
+    elif args.agent == "encoder":  # the latent agent's nets and batch on the encoded frames
+        from dream_gym.world_models.model import HAS_BF16
+
+        agent = PPO("CnnPolicy", venv, n_steps=n_steps, batch_size=2048, n_epochs=args.epochs,
+                    learning_rate=3e-4, ent_coef=args.ent_coef, gamma=gamma, seed=args.seed,
+                    tensorboard_log=str(out), verbose=0, policy_kwargs={
+                        "features_extractor_class": ModelEncoder,
+                        "features_extractor_kwargs": {"model": model_name, "bfloat16": HAS_BF16},
+                        "net_arch": {"pi": [64, 64], "vf": [256, 256]}})
     elif args.obs == "pixels":
         agent = PPO("CnnPolicy", venv, n_steps=4096 // envs, batch_size=512, n_epochs=4,
                     learning_rate=2.5e-4, ent_coef=args.ent_coef, gamma=gamma, seed=args.seed,
@@ -151,6 +175,7 @@ def main() -> None:
                "timesteps": args.timesteps, "envs": envs, "temperature": temperature,
                "gamma": gamma, "first_seed": seed,
                "frame_stack": args.frame_stack if args.obs == "pixels" else None,
+               "frame_skip": args.frame_skip, "n_steps": agent.n_steps,
                "agent": args.agent if args.obs == "pixels" else "mlp",
                "dream_last_episodes": {"mean": float(np.mean(dream)), "n": len(dream)}}
     print(f"dream (last {len(dream)} training episodes): {np.mean(dream):.1f}")
@@ -161,9 +186,10 @@ def main() -> None:
             n, seed=seed)
     else:
         results["real_raw_screen"] = evaluate_sb3(
-            agent, stacked(make_real_sb3_env(game.name, 64)), n, seed, desc="real, raw screen")
+            agent, stacked(make_real_sb3_env(game.name, 64, frame_skip=args.frame_skip)), n,
+            seed, desc="real, raw screen")
         results["real"] = evaluate_sb3(
-            agent, stacked(make_real_sb3_env(game.name, 64, model)), n, seed,
+            agent, stacked(make_real_sb3_env(game.name, 64, model, args.frame_skip)), n, seed,
             desc="real, model view")
     results["random"] = evaluate_random(game.name, n, seed=seed)
     results["welch_t_vs_random"] = welch_t(results["real"], results["random"])

@@ -112,6 +112,59 @@ def test_screen_size_hands_the_agent_the_models_frame_alone_and_in_a_batch(env_i
         gym.make(env_id, obs_type="latent", screen_size=64)
 
 
+@pytest.mark.parametrize("obs_type", ["pixels", "latent"])
+def test_frame_skip_is_gymnasiums_max_and_skip_on_a_lone_dream(obs_type):
+    """``frame_skip=4``: dream 4 of a batch replays a lone dream seeded alike behind
+    Gymnasium's ``MaxAndSkipObservation(skip=4)`` (the wrapper the real game gets), across
+    autoresets: the same summed rewards and ends, the same max of the last two frames (to a
+    level, as above). Gymnasium's wrapper hands a stale frame when an episode ends inside a
+    skip, so ending steps compare rewards and flags only."""
+    kwargs = {"screen_size": 64} if obs_type == "pixels" else {"obs_type": "latent"}
+    lone = gym.make("Dream-TakeCover-v0", **kwargs)
+    if obs_type == "pixels":
+        lone = gym.wrappers.MaxAndSkipObservation(lone, skip=4)
+    else:  # the wrapper wants a Box of images; the latent dream's skip gives the last step's
+        lone = _Skip(lone, 4)
+    venv = _make_vec("Dream-TakeCover-v0", frame_skip=4, **kwargs)
+    space = venv.single_action_space
+    space.seed(0)
+    batch, _ = venv.reset(seed=7)
+    obs, _ = lone.reset(seed=11)
+    ends, ended, close = 0, False, 1 if obs_type == "pixels" else 1e-3
+    for step in range(150):
+        if not ended:
+            np.testing.assert_allclose(batch[4], obs, atol=close, err_msg=f"step {step}")
+        actions = np.stack([space.sample() for _ in range(N)])
+        batch, r, term, trunc, _ = venv.step(actions)
+        if ended:
+            (obs, _), reward, ended = lone.reset(), 0.0, False
+        else:
+            obs, reward, t1, t2, _ = lone.step(actions[4])
+            ended = t1 or t2
+            ends += ended
+        assert r[4] == pytest.approx(reward, abs=1e-3) and ended == bool(term[4] | trunc[4])
+    assert ends >= 1, "the test should cross an autoreset"
+    with pytest.raises(ValueError, match="frame_skip"):
+        DreamVectorEnv(2, frame_skip=0)
+
+
+class _Skip(gym.Wrapper):
+    """MaxAndSkipObservation's loop for non-image observations: the last step's."""
+
+    def __init__(self, env: gym.Env, skip: int) -> None:
+        super().__init__(env)
+        self.skip = skip
+
+    def step(self, action):
+        total = 0.0
+        for _ in range(self.skip):
+            obs, r, term, trunc, info = self.env.step(action)
+            total += float(r)
+            if term or trunc:
+                break
+        return obs, total, term, trunc, info
+
+
 def _until_a_dream_ends(venv, rng: np.random.Generator):
     venv.reset(seed=0)
     for _ in range(2000):
@@ -387,8 +440,17 @@ def test_model_encoder_reads_the_real_screen_as_the_latent_route_does():
                                atol=1e-4)
     assert got.std() > 0.3  # frames of the game spread the features (standardised on dreams)
     assert game.frame_size == 64
-    with pytest.raises(ValueError, match="screen_size=64"):
-        ModelEncoder(gym.spaces.Box(0, 255, (3, 84, 84), np.uint8), "takecover")
+    # a frame stack (VecFrameStack, channels-last, transposed by SB3): each frame's features,
+    # oldest first
+    pairs = np.concatenate([screens[:-1], screens[1:]], axis=-1)  # (4, 64, 64, 6)
+    stacked = ModelEncoder(gym.spaces.Box(0, 255, (6, 64, 64), np.uint8), "takecover")
+    assert stacked.features_dim == 2 * encoder.features_dim
+    both = stacked(torch.from_numpy(pairs).permute(0, 3, 1, 2).float() / 255)
+    np.testing.assert_allclose(both.numpy(), torch.cat([got[:-1], got[1:]], 1).numpy(),
+                               atol=1e-4)
+    for bad in ((3, 84, 84), (4, 64, 64)):
+        with pytest.raises(ValueError, match="screen_size=64"):
+            ModelEncoder(gym.spaces.Box(0, 255, bad, np.uint8), "takecover")
 
 
 @pytest.mark.slow  # plays real VizDoom

@@ -192,11 +192,7 @@ class DreamCore:
         """(N, H, W, 3) uint8 dream frames at the real screen size (or ``screen_size``),
         decoded once per step. A frame already at that size is handed out as decoded."""
         if self._screens is None:
-            frames = self.model.render(self.state)
-            if frames.shape[1:3] == self.screen_hw and self.screen_rows is None:
-                self._screens = frames.cpu().numpy()
-            else:
-                self._screens = upscale(frames, self.screen_hw, self.screen_rows)
+            self._screens = self._render(self.state)
         return self._screens
 
     def observations(self) -> np.ndarray | dict[str, np.ndarray]:
@@ -204,9 +200,26 @@ class DreamCore:
         if self.obs_type == "latent":
             # features are a new tensor (the contract): no second copy of N x F floats
             return self.model.features(self.state).cpu().numpy().astype(np.float32, copy=False)
+        return self._layout(self.screens(), self.gamevars)
+
+    def observations_of(self, rows: np.ndarray) -> np.ndarray | dict[str, np.ndarray]:
+        """The observations of ``rows`` alone (a dream ending inside a skipped step), drawn
+        without decoding the other dreams' frames."""
+        state = select_rows(self.state, torch.as_tensor(rows, device=self.device))
+        if self.obs_type == "latent":
+            return self.model.features(state).cpu().numpy().astype(np.float32, copy=False)
+        return self._layout(self._render(state), self.gamevars[rows])
+
+    def _render(self, state: State) -> np.ndarray:
+        frames = self.model.render(state)
+        if frames.shape[1:3] == self.screen_hw and self.screen_rows is None:
+            return frames.cpu().numpy()
+        return upscale(frames, self.screen_hw, self.screen_rows)
+
+    def _layout(self, screens: np.ndarray, gamevars: np.ndarray) -> np.ndarray | dict:
         if self.game.screen_key is None or self.screen_size is not None:
-            return self.screens()
-        return {key: self.screens() if key == self.game.screen_key else self.gamevars
+            return screens
+        return {key: screens if key == self.game.screen_key else gamevars
                 for key in self.real_observation_space.spaces}
 
     # --- helpers ----------------------------------------------------------------------------

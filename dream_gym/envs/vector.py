@@ -33,6 +33,14 @@ class DreamVectorEnv(VectorEnv):
             resets that dream and ignores its action) or ``SAME_STEP`` (the ending step
             returns the new episode's first observation; the last one is in
             ``infos["final_obs"]``, as stable-baselines3 expects).
+        frame_skip: dream steps per ``step()``, the action held, as Gymnasium's
+            ``MaxAndSkipObservation(env, skip=k)`` does to a real game: rewards summed, a
+            dream that ends inside stops there (its observation is that step's), the
+            others see the pixel-wise max of the last two frames (latent features: the
+            last step's). Only the two frames shown are decoded, so a pixel agent deciding
+            every k steps pays for 2 renders in k steps; wrap the real game in
+            ``MaxAndSkipObservation`` with the same k (:func:`dream_gym.sb3.make_real_sb3_env`
+            does).
         The other arguments are :class:`~dream_gym.envs.dream_env.DreamEnv`'s.
     """
 
@@ -44,11 +52,15 @@ class DreamVectorEnv(VectorEnv):
                  game: str | None = None, device: str = "cpu",
                  autoreset_mode: AutoresetMode | str = AutoresetMode.NEXT_STEP,
                  contexts: dict[str, Any] | None = None,
-                 screen_size: int | None = None) -> None:
+                 screen_size: int | None = None, frame_skip: int = 1) -> None:
         if num_envs < 1:
             raise ValueError(f"num_envs must be >= 1, got {num_envs}.")
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"render_mode must be one of {self.metadata['render_modes']}.")
+        if int(frame_skip) != frame_skip or frame_skip < 1:
+            raise ValueError(f"frame_skip must be an int >= 1 (dream steps per action), got "
+                             f"{frame_skip!r}.")
+        self.frame_skip = int(frame_skip)
         self.autoreset_mode = AutoresetMode(autoreset_mode)
         if self.autoreset_mode == AutoresetMode.DISABLED:
             raise ValueError("autoreset_mode must be NEXT_STEP or SAME_STEP.")
@@ -89,11 +101,17 @@ class DreamVectorEnv(VectorEnv):
         env_id = self.spec.id if self.spec is not None else "DreamVectorEnv"
         a = self._core.check_actions(actions, env_id)
         restart = np.flatnonzero(self._needs_reset)
-        reward, terminated, truncated = self._core.step(a)
+        if self.frame_skip == 1:
+            reward, terminated, truncated = self._core.step(a)
+            obs = None
+        else:
+            reward, terminated, truncated, obs = self._skip(a, self._needs_reset)
         infos: dict[str, Any] = {}
         if len(restart):  # NEXT_STEP: these dreams ended last step; this step starts anew
             self._core.reset_rows(restart, [self._rngs[i] for i in restart])
             reward[restart], terminated[restart], truncated[restart] = 0.0, False, False
+            if obs is not None:
+                _set_rows(obs, restart, self._core.observations_of(restart))
         ended = terminated | truncated
         if self.autoreset_mode == AutoresetMode.NEXT_STEP:
             self._needs_reset = ended
@@ -106,7 +124,42 @@ class DreamVectorEnv(VectorEnv):
             infos["_final_obs"] = ended.copy()
             rows = np.flatnonzero(ended)
             self._core.reset_rows(rows, [self._rngs[i] for i in rows])
-        return self._core.observations(), reward, terminated, truncated, infos
+            if obs is not None:
+                _set_rows(obs, rows, self._core.observations_of(rows))
+        if obs is None:
+            obs = self._core.observations()
+        return obs, reward, terminated, truncated, infos
+
+    def _skip(self, a: np.ndarray, done: np.ndarray):
+        """``frame_skip`` dream steps of action ``a``; rows in ``done`` (and those that end
+        on the way) are stepped with the batch but their later steps are ignored."""
+        core, k = self._core, self.frame_skip
+        reward = np.zeros(self.num_envs, np.float32)
+        terminated = np.zeros(self.num_envs, bool)
+        truncated = np.zeros(self.num_envs, bool)
+        done, last, previous = done.copy(), {}, None
+        for i in range(k):
+            r, term, trunc = core.step(a)
+            live = ~done
+            reward[live] += r[live]
+            terminated |= term & live
+            truncated |= trunc & live
+            ending = np.flatnonzero(live & (term | trunc))
+            if len(ending):
+                last[i] = (ending, core.observations_of(ending))
+            done |= term | trunc
+            if done.all():
+                break
+            if i == k - 2 and core.obs_type == "pixels":
+                previous = _screen(core.observations()).copy()
+        obs = core.observations()  # a copy: the engine keeps its decoded frames for render()
+        obs = {k: v.copy() for k, v in obs.items()} if isinstance(obs, dict) else obs.copy()
+        if previous is not None:
+            screen = _screen(obs)
+            np.maximum(screen, previous, out=screen)
+        for rows, o in last.values():
+            _set_rows(obs, rows, o)
+        return reward, terminated, truncated, obs
 
     def render(self):
         return None if self._core.state is None else self._core.screens().copy()
@@ -121,3 +174,19 @@ class DreamVectorEnv(VectorEnv):
             raise ValueError(f"Got {len(seed)} seeds for {self.num_envs} envs; pass one int "
                              "or one seed per env.")
         return list(seed)
+
+
+def _screen(obs: np.ndarray | dict[str, np.ndarray]) -> np.ndarray:
+    """The frames of a batch of pixel observations (the screen entry of a Dict)."""
+    if isinstance(obs, dict):
+        return next(v for v in obs.values() if v.dtype == np.uint8 and v.ndim == 4)
+    return obs
+
+
+def _set_rows(obs: np.ndarray | dict[str, np.ndarray], rows: np.ndarray,
+              values: np.ndarray | dict[str, np.ndarray]) -> None:
+    if isinstance(obs, dict):
+        for key in obs:
+            obs[key][rows] = values[key]
+    else:
+        obs[rows] = values
