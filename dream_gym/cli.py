@@ -10,6 +10,16 @@ from pathlib import Path
 __all__ = ["main"]
 
 
+def _cluster(args: argparse.Namespace) -> None:
+    """``--ray [ADDRESS]``: the stages that fan out run on that Ray cluster (a local one
+    without an address)."""
+    if getattr(args, "ray", None) is not None:
+        from dream_gym import cluster
+
+        n = cluster.init(args.ray or None)
+        print(f"[ray] {n} workers ({args.ray or 'local cluster'})", file=sys.stderr)
+
+
 def _cmd_zoo(args: argparse.Namespace) -> int:
     from dream_gym.checkpoint import load_json
     from dream_gym.zoo import list_models, resolve, zoo_root
@@ -29,6 +39,7 @@ def _cmd_zoo(args: argparse.Namespace) -> int:
 def _cmd_train(args: argparse.Namespace) -> int:
     from dream_gym.training.recipe import run_recipe
 
+    _cluster(args)
     recipe = Path(args.recipe)
     if recipe.is_dir():
         tomls = sorted(recipe.glob("*.toml"))
@@ -63,6 +74,7 @@ def _cmd_evolve(args: argparse.Namespace) -> int:
     from dream_gym.training.recipe import final_controller_config, load_recipe, model_recipe
     from dream_gym.zoo import resolve
 
+    _cluster(args)
     recipe = load_recipe(args.recipe) if args.recipe else model_recipe(resolve(args.model))
     if recipe is None:
         print(f"[evolve] {args.model} names no recipe: CMA-ES with the library's defaults and "
@@ -88,6 +100,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     from dream_gym.evaluate import evaluate_controller, evaluate_random
     from dream_gym.zoo import load_model, resolve
 
+    _cluster(args)
     d = resolve(args.model)
     model = load_model(d)
     controller, meta = LinearController.load(d / "controller")
@@ -184,6 +197,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--ensemble", nargs="+", default=[], metavar="DIR",
                    help="more model folders (same game and V) whose dreams share each "
                    "candidate's rollouts, e.g. the Ms of earlier iterative rounds")
+    p.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
+                   help="run collection, real-game scoring and CMA-ES on a Ray cluster "
+                   "(ADDRESS, or 'auto'; no address: a local one); pip install 'dream-gym[ray]'")
     p.set_defaults(fn=_cmd_evolve)
 
     p = sub.add_parser("evaluate", help="score a zoo controller in the real game")
@@ -192,6 +208,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=None,
                    help="first real seed (default: the one the model card's figure used)")
     p.add_argument("--json", action="store_true")
+    p.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
+                   help="run collection, real-game scoring and CMA-ES on a Ray cluster "
+                   "(ADDRESS, or 'auto'; no address: a local one); pip install 'dream-gym[ray]'")
     p.set_defaults(fn=_cmd_evaluate)
 
     p = sub.add_parser("video", help="one real episode of a controller: real | model's view | "
@@ -217,6 +236,9 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("train", help="run a recipe from training/ (resumable)")
     p.add_argument("recipe", help="a recipe file, or a shipped recipe's name (takecover)")
     p.add_argument("--runs", default="runs", help="where data, logs and checkpoints go")
+    p.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
+                   help="run collection, real-game scoring and CMA-ES on a Ray cluster "
+                   "(ADDRESS, or 'auto'; no address: a local one); pip install 'dream-gym[ray]'")
     p.set_defaults(fn=_cmd_train)
 
     p = sub.add_parser("zoo", help="list the shipped models")

@@ -21,7 +21,7 @@ from dream_gym.explore import random_held_actions
 from dream_gym.games import GameSpec, collection_policy, get_game
 
 __all__ = ["CollectConfig", "Episodes", "collect", "load_episodes", "save_contexts",
-           "random_held_actions",
+           "random_held_actions", "shard_episodes", "shard_path",
            "write_shard", "concat_episodes", "episode_returns"]
 
 
@@ -108,18 +108,27 @@ def _rollout(game: GameSpec, env, seed: int, cfg: CollectConfig) -> dict[str, np
     }
 
 
+def shard_episodes(cfg: CollectConfig, shard: int, env=None) -> list[dict[str, np.ndarray]]:
+    """The episodes of shard ``shard``: the same seeds, so the same data, wherever it is
+    played (a worker process, a Ray actor that keeps its game ``env`` between shards)."""
+    game = get_game(cfg.game)
+    own = env is None
+    env = game.make() if own else env
+    try:
+        return [_rollout(game, env, cfg.seed * 1_000_003 + shard * cfg.episodes_per_shard + i,
+                         cfg) for i in range(cfg.episodes_per_shard)]
+    finally:
+        if own:
+            env.close()
+
+
+def shard_path(out_dir: str | Path, shard: int) -> Path:
+    return Path(out_dir) / f"shard_{shard:05d}.npz"
+
+
 def _write_shard(task: tuple[CollectConfig, str, int]) -> int:
     cfg, out_dir, shard = task
-    game = get_game(cfg.game)
-    env = game.make()
-    try:
-        eps = [
-            _rollout(game, env, cfg.seed * 1_000_003 + shard * cfg.episodes_per_shard + i, cfg)
-            for i in range(cfg.episodes_per_shard)
-        ]
-    finally:
-        env.close()
-    return write_shard(eps, Path(out_dir) / f"shard_{shard:05d}.npz")
+    return write_shard(shard_episodes(cfg, shard), shard_path(out_dir, shard))
 
 
 def write_shard(episodes: list[dict[str, np.ndarray]], path: str | Path) -> int:
@@ -135,21 +144,33 @@ def write_shard(episodes: list[dict[str, np.ndarray]], path: str | Path) -> int:
     return int(arrays["lengths"].sum())
 
 
-def collect(cfg: CollectConfig, out_dir: str | Path) -> int:
+def collect(cfg: CollectConfig, out_dir: str | Path, ray: bool | None = None) -> int:
     """Collect ``cfg.episodes`` random episodes into ``out_dir``; returns total frames on disk.
 
     Safe to call again after a crash: finished shards are kept, the rest are (re)written.
+    ``ray``: the shards are played by the Ray cluster's game actors (None: when
+    :func:`dream_gym.cluster.init` was called), the same data as here.
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     for stale in out.glob("*.tmp"):
         stale.unlink()
     num_shards = -(-cfg.episodes // cfg.episodes_per_shard)
-    todo = [i for i in range(num_shards) if not (out / f"shard_{i:05d}.npz").exists()]
+    todo = [i for i in range(num_shards) if not shard_path(out, i).exists()]
     tasks = [(cfg, str(out), i) for i in todo]
     with tqdm(total=num_shards, initial=num_shards - len(todo), desc="collect shards") as bar:
         workers = cfg.workers or os.cpu_count() or 1
-        if workers <= 1:
+        if ray is None:
+            from dream_gym import cluster
+
+            ray = cluster.active()
+        if ray:
+            from dream_gym.cluster import collect_shards
+
+            for shard, episodes in collect_shards(cfg, todo):
+                write_shard(episodes, shard_path(out, shard))
+                bar.update()
+        elif workers <= 1:
             for t in tasks:
                 _write_shard(t)
                 bar.update()

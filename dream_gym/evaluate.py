@@ -67,12 +67,16 @@ class RealGames:
     """
 
     def __init__(self, game: str, episodes: int, seed: int = 0, num_envs: int | None = None,
-                 progress: bool = True, desc: str = "real game") -> None:
+                 progress: bool = True, desc: str = "real game",
+                 processes: bool = True) -> None:
         self.spec = get_game(game)
         self.n = n = min(num_envs or default_num_envs(), episodes)
         self.seed, self.episodes = seed, episodes
-        self.envs = gym.vector.AsyncVectorEnv(
-            [self.spec.make] * n, autoreset_mode=gym.vector.AutoresetMode.DISABLED)
+        # processes=False: the games step in this process (a Ray actor's own games: a fork
+        # inside a Ray worker hangs)
+        vector = gym.vector.AsyncVectorEnv if processes else gym.vector.SyncVectorEnv
+        self.envs = vector([self.spec.make] * n,
+                           autoreset_mode=gym.vector.AutoresetMode.DISABLED)
         self.episode = np.arange(n)
         self._next = n
         self.active = np.ones(n, bool)
@@ -130,12 +134,29 @@ class RealGames:
         return summarize(self.returns)
 
 
+def _on_cluster(ray: bool | None) -> bool:
+    """``ray`` None: the cluster if :func:`dream_gym.cluster.init` was called."""
+    if ray is None:
+        from dream_gym import cluster
+
+        return cluster.active()
+    return ray
+
+
 def evaluate_random(game: str, episodes: int, seed: int = 0, progress: bool = True,
-                    num_envs: int | None = None, max_steps: int | None = None) -> dict:
+                    num_envs: int | None = None, max_steps: int | None = None,
+                    ray: bool | None = None, processes: bool = True) -> dict:
     """The uniform random policy (a fresh action every step of the real action space, drawn
     by a generator seeded with the episode's seed), episode i seeded ``seed + i``;
-    ``max_steps`` cuts an episode short, as :func:`evaluate_controller`'s."""
-    games = RealGames(game, episodes, seed, num_envs, progress, "real game, random policy")
+    ``max_steps`` cuts an episode short, as :func:`evaluate_controller`'s. ``ray``: on the
+    Ray cluster (None: when :func:`dream_gym.cluster.init` was called), the same returns;
+    ``processes=False``: the games step in this process."""
+    if _on_cluster(ray):
+        from dream_gym import cluster
+
+        return summarize(cluster.evaluate_random(game, episodes, seed, num_envs, max_steps))
+    games = RealGames(game, episodes, seed, num_envs, progress, "real game, random policy",
+                      processes)
     space = games.envs.single_action_space
     spaces = [copy.deepcopy(space) for _ in range(games.n)]
     for sp, ep in zip(spaces, games.episode, strict=True):
@@ -155,7 +176,8 @@ def evaluate_controller(model: WorldModel,
                         max_steps: int | None = None,
                         on_step: Callable[[int, np.ndarray, np.ndarray], None] | None = None,
                         explore: float = 0.0, max_hold: int = 12,
-                        record: list[dict[str, np.ndarray]] | None = None) -> dict:
+                        record: list[dict[str, np.ndarray]] | None = None,
+                        ray: bool | None = None, processes: bool = True) -> dict:
     """Run ``controller`` on the model's latent features of the real game.
 
     ``controller`` is a :class:`LinearController` or any function from a batch of features
@@ -170,8 +192,28 @@ def evaluate_controller(model: WorldModel,
     ``explore`` > 0 each step starts, with that probability, a random action held for
     1..``max_hold`` steps in place of the controller's; with ``record`` a list, every
     episode is appended to it (in episode order) in the shard format of :mod:`dream_gym.data`.
+
+    ``ray``: the episodes are dealt to the Ray cluster's actors (None: when
+    :func:`dream_gym.cluster.init` was called), each loading the model from its folder; the
+    same returns. For a :class:`LinearController` without the knobs above (those run here).
+    ``processes=False``: the games step in this process instead of worker processes.
     """
-    games = RealGames(model.game, episodes, seed, num_envs, progress, "real game, controller")
+    on_cluster = _on_cluster(ray) and isinstance(controller, LinearController) \
+        and on_step is None and record is None and explore == 0
+    if ray and not on_cluster:
+        raise ValueError("evaluate_controller(ray=True) plays a LinearController on the "
+                         "cluster without on_step, record or explore; pass ray=False for those.")
+    if on_cluster:
+        from dream_gym import cluster
+
+        folder = getattr(model, "folder", None)
+        if folder is None:
+            raise ValueError("evaluate_controller on a Ray cluster needs a model loaded from "
+                             "its folder (dream_gym.zoo.load_model): the workers load it there.")
+        return summarize(cluster.evaluate_controller(folder, controller, episodes, seed,
+                                                     num_envs, max_steps))
+    games = RealGames(model.game, episodes, seed, num_envs, progress, "real game, controller",
+                      processes)
     spec, n = games.spec, games.n
     no_actions = spec.no_actions(n)
     f = games.frames()  # the model's view of every slot's current screen

@@ -78,7 +78,9 @@ def load_model(model: str | Path, device: str | torch.device = "cpu",
             f"simulates the game it was trained on. Pick a {game} model from `dream-gym zoo`."
         )
     game_of_config(config, d)
-    return family.model_class().from_config(d, config, device)
+    loaded = family.model_class().from_config(d, config, device)
+    loaded.folder = d  # where it came from: Ray workers load their own copy from it
+    return loaded
 
 
 def load_contexts(model: str | Path) -> dict[str, torch.Tensor]:

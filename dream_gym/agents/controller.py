@@ -26,7 +26,8 @@ class LinearController:
         self.game = get_game(game)
         self.mapping = controller_mapping(game)
         self.in_dim, self.out_dim = in_dim, self.mapping.outputs
-        p = torch.as_tensor(np.asarray(params, np.float32))
+        p = params.detach().float().clone() if isinstance(params, torch.Tensor) \
+            else torch.from_numpy(np.array(params, np.float32))  # a copy: Ray's are read-only
         p = p[None] if p.dim() == 1 else p
         if p.shape[1] != self.num_params(in_dim, self.out_dim):
             raise ValueError(

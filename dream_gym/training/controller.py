@@ -35,6 +35,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from dream_gym import cluster
 from dream_gym.agents.controller import LinearController
 from dream_gym.checkpoint import load_json, load_tensors, save_json, save_tensors
 from dream_gym.contract import State, WorldModel, seed_dreams, select_rows
@@ -254,12 +255,16 @@ def with_rollout_cap(cfg: ControllerTrainConfig, game: GameSpec) -> ControllerTr
 def train_in_dream(model_dir: str | Path, cfg: ControllerTrainConfig, run_dir: str | Path,
                    device: torch.device, export_dir: str | Path | None = None,
                    progress: bool = True, time_limit: float | None = None,
-                   ensemble: Sequence[str | Path] = ()) -> dict:
+                   ensemble: Sequence[str | Path] = (), ray: bool | None = None) -> dict:
     """Run CMA-ES in the dream of ``model_dir``; resumable from ``run_dir/es.*``.
 
     ``ensemble``: more model folders (same game and V, e.g. earlier rounds' Ms) whose dreams
     share each candidate's rollouts; rollout r runs in dream ``r % (1 + len(ensemble))``.
     Contexts come from ``model_dir``.
+
+    ``ray``: each generation's rollouts are dealt to the Ray cluster's dream actors (None:
+    when :func:`dream_gym.cluster.init` was called), the same returns and so the same
+    search (without ``explore``, whose noise is drawn per batch).
 
     Returns a summary (dream score of the final mean controller, generations, seconds) and,
     with ``export_dir``, saves it there as ``controller.safetensors`` + ``controller.json``.
@@ -273,6 +278,12 @@ def train_in_dream(model_dir: str | Path, cfg: ControllerTrainConfig, run_dir: s
     if cfg.rollouts % len(models):
         raise ValueError(f"rollouts ({cfg.rollouts}) must be a multiple of the number of "
                          f"dreams in the ensemble ({len(models)}), so each weighs the same.")
+    pool = None
+    if ray or (ray is None and cluster.active()):
+        if cfg.explore > 0:
+            raise ValueError("CMA-ES on a Ray cluster draws no exploration noise (explore = "
+                             f"{cfg.explore}): run it in one process, or set explore = 0.")
+        pool = cluster.DreamPool(model_dir, ensemble, cfg)
     model = models[0]
     ctx = load_contexts(model_dir)
     frames, actions = ctx["frames"], ctx["actions"]
@@ -315,14 +326,17 @@ def train_in_dream(model_dir: str | Path, cfg: ControllerTrainConfig, run_dir: s
                unit="gen", disable=not progress)
     for gen in bar:
         solutions = es.ask()
-        ctrl = LinearController(model.game, model.feature_dim,
-                                to_params(np.stack(solutions))).to(device)
+        params = to_params(np.stack(solutions))
         member = torch.arange(cfg.population, device=device).repeat_interleave(cfg.rollouts)
         context = torch.from_numpy(rng.integers(len(frames), size=len(member)))
         seeds = (cfg.seed * 100_003 + gen) * len(member) + torch.arange(len(member))
-        noise = partial(_pushes, model.spec, cfg, gen) if cfg.explore > 0 else None
-        ret, lengths = _ensemble_returns(models, ctrl, member, starts, context,
-                                         cfg.temperature, cfg.max_steps, seeds, stop, noise)
+        if pool is not None:
+            ret, lengths = pool.returns(params, cfg.rollouts, context, seeds)
+        else:
+            ctrl = LinearController(model.game, model.feature_dim, params).to(device)
+            noise = partial(_pushes, model.spec, cfg, gen) if cfg.explore > 0 else None
+            ret, lengths = _ensemble_returns(models, ctrl, member, starts, context,
+                                             cfg.temperature, cfg.max_steps, seeds, stop, noise)
         fitness = ret.view(cfg.population, cfg.rollouts).mean(1).numpy()
         if cfg.ensemble_fitness == "min":  # rollout r of a candidate ran in dream r % len(models)
             fitness = ret.view(cfg.population, -1, len(models)).mean(1).amin(1).numpy()
@@ -342,6 +356,8 @@ def train_in_dream(model_dir: str | Path, cfg: ControllerTrainConfig, run_dir: s
                                         "history": history})
         if time_limit is not None and time.time() - t0 > time_limit:
             break
+    if pool is not None:
+        pool.close()
     final = LinearController(model.game, model.feature_dim, to_params(es.mean))
     score, std = dream_score(models, final, cfg.eval_rollouts, cfg.temperature, cfg.max_steps,
                              cfg.seed + 12345, (frames, actions), stop, starts)
