@@ -37,8 +37,20 @@ def gradient_step(opt: torch.optim.Optimizer, loss: torch.Tensor, model: torch.n
     opt.step()
 
 
+class _Silent:
+    """The writer of a data-parallel process other than the first: logs nothing."""
+
+    def __getattr__(self, name: str) -> Any:
+        return lambda *args, **kwargs: None
+
+
 def make_writer(log_dir: str | Path, cfg: Any) -> SummaryWriter:
-    """A TensorBoard writer with the hyperparameters logged as a text table (as CleanRL does)."""
+    """A TensorBoard writer with the hyperparameters logged as a text table (as CleanRL does);
+    under torchrun, process 0's alone (the others' log nothing)."""
+    from dream_gym.training import ddp
+
+    if not ddp.is_main():
+        return _Silent()  # type: ignore[return-value]
     writer = SummaryWriter(str(log_dir))
     rows = "\n".join(f"|{k}|{v}|" for k, v in dataclasses.asdict(cfg).items())
     writer.add_text("hyperparameters", f"|param|value|\n|-|-|\n{rows}")
@@ -68,7 +80,12 @@ def _unflatten_optimizer(tensors: dict[str, torch.Tensor], meta: dict) -> dict:
 def save_training_state(ckpt_dir: str | Path, model: torch.nn.Module,
                         opt: torch.optim.Optimizer, progress: dict[str, Any]) -> None:
     """Model, optimizer and progress counters; the progress JSON is written last, so a crash
-    mid-save leaves the previous consistent checkpoint in place."""
+    mid-save leaves the previous consistent checkpoint in place. Under torchrun process 0
+    writes."""
+    from dream_gym.training import ddp
+
+    if not ddp.is_main():  # data-parallel processes hold the same weights: process 0 writes
+        return
     d = Path(ckpt_dir)
     step = progress["step"]
     save_tensors(d / f"model_{step}.safetensors", model.state_dict())

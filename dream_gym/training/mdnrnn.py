@@ -12,6 +12,7 @@ from tqdm import tqdm
 
 from dream_gym.data import Episodes
 from dream_gym.games import get_game
+from dream_gym.training import ddp
 from dream_gym.training.common import (
     gradient_step,
     load_training_state,
@@ -151,12 +152,15 @@ def train_mdnrnn(sampler: SequenceSampler, model_cfg: MDNRNNConfig, cfg: MDNRNNT
                  run_dir: str | Path, device: torch.device,
                  init: dict[str, torch.Tensor] | None = None) -> MDNRNN:
     """Train M for ``cfg.steps``, resuming from ``run_dir/ckpt``; ``init`` (a state dict)
-    fine-tunes an existing M instead of starting from scratch."""
-    seed_everything(cfg.seed)
+    fine-tunes an existing M instead of starting from scratch. Under torchrun,
+    data-parallel (:mod:`dream_gym.training.ddp`): ``batch_size`` is the global batch."""
+    seed_everything(cfg.seed + ddp.rank())  # each process's own open-loop noise
+    device = ddp.setup(device)
     run_dir = Path(run_dir)
     rnn = MDNRNN(model_cfg).to(device)
     if init is not None:
         rnn.load_state_dict(init)
+    loss_of = ddp.parallel(rnn)  # DDP under torchrun: each process trains on its share
     opt = torch.optim.Adam(rnn.parameters(), lr=cfg.lr)
     progress = load_training_state(run_dir / "ckpt", rnn, opt) or {"step": 0}
     held_batches: list[dict[str, torch.Tensor]] = []
@@ -174,12 +178,12 @@ def train_mdnrnn(sampler: SequenceSampler, model_cfg: MDNRNNConfig, cfg: MDNRNNT
     if held_batches and progress["step"] == 0:
         log_held_out(0)
     bar = tqdm(range(progress["step"], cfg.steps), initial=progress["step"], total=cfg.steps,
-               desc="train M")
+               desc="train M", disable=not ddp.is_main())
     for step in bar:
         for g in opt.param_groups:  # cosine decay: M is trained for few steps, end it calm
             g["lr"] = cfg.lr * (0.05 + 0.95 * 0.5 * (1 + np.cos(np.pi * step / cfg.steps)))
-        b = {k: v.to(device) for k, v in sampler.sample(cfg.batch_size).items()}
-        loss, parts = rnn.loss(b["z"], b["a"], b["z_next"], b["reward"], b["done"],
+        b = {k: v.to(device) for k, v in ddp.share(sampler.sample(cfg.batch_size)).items()}
+        loss, parts = loss_of(b["z"], b["a"], b["z_next"], b["reward"], b["done"],
                                b["gamevars"], b["mask"], b["zmask"], cfg.open_loop,
                                cfg.open_loop_temperature, cfg.open_loop_z_weight)
         gradient_step(opt, loss, rnn, cfg.grad_clip)

@@ -21,6 +21,7 @@ from dream_gym.config import RecipeError, check_recipe, pick
 from dream_gym.families import get_family
 from dream_gym.games import game_names, register_game
 from dream_gym.games.derive import game_from_env
+from dream_gym.training import ddp
 from dream_gym.training.common import default_device
 
 if TYPE_CHECKING:
@@ -91,35 +92,43 @@ class Stages:
         self.path = run_dir / "stages.json"
         self.done: dict[str, Any] = load_json(self.path) if self.path.exists() else {}
 
-    def run(self, name: str, fn) -> None:
+    def run(self, name: str, fn, parallel: bool = False) -> None:
         """Run stage ``name`` unless done; ``fn`` may return a dict to record, whose
-        ``frames`` entry (real frames the stage collected) is kept as ``real_frames``."""
+        ``frames`` entry (real frames the stage collected) is kept as ``real_frames``.
+
+        Under torchrun a ``parallel`` stage (data-parallel training) runs in every process,
+        the others in process 0 alone while the rest wait; process 0 records them.
+        """
         if name in self.done:
             print(f"[recipe] {name}: done earlier ({self.done[name]['seconds']:.0f} s), skipped")
             return
         t0 = time.time()
-        extra = dict(fn() or {})
-        self.done[name] = {"seconds": round(time.time() - t0, 1),
-                           "real_frames": int(extra.pop("frames", 0)), **extra}
-        save_json(self.path, self.done)
-        print(f"[recipe] {name}: {self.done[name]}")
+        extra = dict(fn() or {}) if parallel or ddp.is_main() else {}
+        if ddp.is_main():
+            self.done[name] = {"seconds": round(time.time() - t0, 1),
+                               "real_frames": int(extra.pop("frames", 0)), **extra}
+            save_json(self.path, self.done)
+            print(f"[recipe] {name}: {self.done[name]}")
+        ddp.barrier()
 
 
 def run_recipe(recipe_path: str | Path, runs_root: str | Path = "runs",
                device: torch.device | None = None) -> Path:
     """Run every stage of a recipe with its family's stages (:mod:`dream_gym.families`);
-    returns the exported model folder."""
+    returns the exported model folder. Under ``torchrun`` V and M train data-parallel
+    (:mod:`dream_gym.training.ddp`) and process 0 runs the other stages."""
     path = find_recipe(recipe_path)
     r = load_recipe(path)
     if "env_id" in r and r["game"] not in game_names():  # a game of `dream-gym build`
         register_game(game_from_env(r["env_id"], r["game"]))
-    device = device or default_device()
+    device = ddp.setup(device or default_device())  # joins torchrun's processes, if any
     run_dir = Path(runs_root) / r["name"]
     run_dir.mkdir(parents=True, exist_ok=True)
     model_dir = get_family(r.get("family", "world_models")).run_stages(r, run_dir,
                                                                         Stages(run_dir), device)
-    config = load_json(model_dir / "config.json")  # which recipe made it (`evolve` reads it)
-    save_json(model_dir / "config.json", config | {"recipe": path.stem})
+    if ddp.is_main():
+        config = load_json(model_dir / "config.json")  # which recipe made it (`evolve` reads it)
+        save_json(model_dir / "config.json", config | {"recipe": path.stem})
     return model_dir
 
 

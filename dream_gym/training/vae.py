@@ -11,6 +11,7 @@ from tqdm import tqdm
 
 from dream_gym.checkpoint import save_tensors
 from dream_gym.data import Episodes
+from dream_gym.training import ddp
 from dream_gym.training.common import (
     load_training_state,
     make_writer,
@@ -58,10 +59,14 @@ def motion(frames: torch.Tensor, idx: torch.Tensor, prev: torch.Tensor) -> torch
 
 def train_vae(episodes: Episodes, model_cfg: VAEConfig, cfg: VAETrainConfig,
               run_dir: str | Path, device: torch.device) -> ConvVAE:
-    """Train from scratch or resume from ``run_dir/ckpt``; writes TensorBoard to ``run_dir``."""
-    seed_everything(cfg.seed)
+    """Train from scratch or resume from ``run_dir/ckpt``; writes TensorBoard to ``run_dir``.
+    Under torchrun, data-parallel (:mod:`dream_gym.training.ddp`): ``batch_size`` is the
+    global batch."""
+    seed_everything(cfg.seed + ddp.rank())  # each process's own reparameterisation noise
+    device = ddp.setup(device)
     run_dir = Path(run_dir)
     vae = ConvVAE(model_cfg).to(device)
+    loss_of = ddp.parallel(vae)  # DDP under torchrun: each process trains on its share
     opt = torch.optim.Adam(vae.parameters(), lr=cfg.lr)
     progress = load_training_state(run_dir / "ckpt", vae, opt) or {"step": 0}
     writer = make_writer(run_dir, cfg)
@@ -69,13 +74,13 @@ def train_vae(episodes: Episodes, model_cfg: VAEConfig, cfg: VAETrainConfig,
     prev = previous_frames(episodes)
     rng = np.random.default_rng(cfg.seed + progress["step"])
     bar = tqdm(range(progress["step"], cfg.steps), initial=progress["step"], total=cfg.steps,
-               desc="train V")
+               desc="train V", disable=not ddp.is_main())
     for step in bar:
-        idx = torch.from_numpy(rng.integers(len(frames), size=cfg.batch_size))
+        idx = ddp.share(torch.from_numpy(rng.integers(len(frames), size=cfg.batch_size)))
         x = to_input(frames[idx].to(device))
         weight = 1.0 + cfg.motion_weight * motion(frames, idx, prev).to(device) \
             if cfg.motion_weight else None
-        loss, parts = vae.loss(x, weight)
+        loss, parts = loss_of(x, weight)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

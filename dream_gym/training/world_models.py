@@ -21,6 +21,7 @@ from dream_gym.checkpoint import load_tensors, save_tensors
 from dream_gym.config import pick
 from dream_gym.data import CollectConfig, collect, load_episodes, save_contexts
 from dream_gym.games import get_game
+from dream_gym.training import ddp
 from dream_gym.training.controller import ControllerTrainConfig
 from dream_gym.training.iterate import IterateConfig
 from dream_gym.training.mdnrnn import MDNRNNTrainConfig, SequenceSampler, train_mdnrnn
@@ -89,10 +90,11 @@ def run_stages(r: dict[str, Any], run_dir: Path, stages: Stages, device: torch.d
     def vae_stage():
         vae = train_vae(episodes, vae_cfg, pick(VAETrainConfig, r["vae"], seed=seed),
                         run_dir / "vae", device)
-        save_tensors(vae_path, vae.state_dict())
-        encode_episodes(vae, episodes, run_dir / "vae" / "latents.safetensors", device)
+        if ddp.is_main():
+            save_tensors(vae_path, vae.state_dict())
+            encode_episodes(vae, episodes, run_dir / "vae" / "latents.safetensors", device)
 
-    stages.run("vae", vae_stage)
+    stages.run("vae", vae_stage, parallel=True)
 
     gamevar_scale = _gamevar_scale(episodes.gamevars, r["mdnrnn"].get("gamevar_scale", "max"))
     rnn_cfg = pick(MDNRNNConfig, r["mdnrnn"], z_dim=vae_cfg.z_dim,
@@ -107,6 +109,8 @@ def run_stages(r: dict[str, Any], run_dir: Path, stages: Stages, device: torch.d
                                   gamevar_scale, tcfg.seq_len, np.random.default_rng(seed),
                                   tcfg.latent, rnn_cfg.done_window)
         rnn = train_mdnrnn(sampler, rnn_cfg, tcfg, run_dir / "mdnrnn", device)
+        if not ddp.is_main():
+            return
         save_tensors(run_dir / "mdnrnn" / "final.safetensors", rnn.state_dict())
         vae = ConvVAE(vae_cfg)
         vae.load_state_dict(load_tensors(vae_path))
@@ -116,7 +120,7 @@ def run_stages(r: dict[str, Any], run_dir: Path, stages: Stages, device: torch.d
         save_contexts(episodes, model_dir, pick(ContextConfig, r.get("context", {})).count,
                       seed)
 
-    stages.run("mdnrnn", rnn_stage)
+    stages.run("mdnrnn", rnn_stage, parallel=True)
 
     if r.get("controller", {}).get("off_track_patience", 0) > 0:
         def probe_stage():  # V's off-track probe, for the controller's off-track stop
