@@ -186,8 +186,10 @@ def test_next_step_autoreset_starts_a_fresh_dream():
     assert np.all(np.abs(obs[~ended][:, z_dim:]).sum(1) > 0)
 
 
-def test_same_step_autoreset_reports_final_obs():
-    venv = DreamVectorEnv(64, obs_type="latent", autoreset_mode="SameStep")
+@pytest.mark.parametrize("frame_skip", [1, 4])
+def test_same_step_autoreset_reports_final_obs(frame_skip):
+    venv = DreamVectorEnv(64, obs_type="latent", autoreset_mode="SameStep",
+                          frame_skip=frame_skip)
     obs, _, term, _, info = _until_a_dream_ends(venv, np.random.default_rng(0))
     assert info["_final_obs"].tolist() == term.tolist()
     z_dim = venv.model.rnn.cfg.z_dim

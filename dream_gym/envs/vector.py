@@ -116,7 +116,8 @@ class DreamVectorEnv(VectorEnv):
         if self.autoreset_mode == AutoresetMode.NEXT_STEP:
             self._needs_reset = ended
         elif ended.any():  # SAME_STEP
-            obs = self._core.observations()
+            if obs is None:
+                obs = self._core.observations()
             infos["final_obs"] = np.full(self.num_envs, None, dtype=object)
             for i in np.flatnonzero(ended):
                 infos["final_obs"][i] = obs_row(obs, i)
@@ -124,8 +125,7 @@ class DreamVectorEnv(VectorEnv):
             infos["_final_obs"] = ended.copy()
             rows = np.flatnonzero(ended)
             self._core.reset_rows(rows, [self._rngs[i] for i in rows])
-            if obs is not None:
-                _set_rows(obs, rows, self._core.observations_of(rows))
+            _set_rows(obs, rows, self._core.observations_of(rows))
         if obs is None:
             obs = self._core.observations()
         return obs, reward, terminated, truncated, infos
