@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import torch
 
-__all__ = ["init", "shutdown", "active", "workers", "collect_shards", "evaluate_random",
+__all__ = ["init", "shutdown", "active", "use", "workers", "collect_shards", "evaluate_random",
            "evaluate_controller", "DreamPool"]
 
 _STATE: dict[str, Any] = {"workers": 0, "actors": {}}
@@ -69,6 +69,12 @@ def shutdown() -> None:
 def active() -> bool:
     """Whether :func:`init` was called: the stages then run on the cluster."""
     return _STATE["workers"] > 0 and _ray().is_initialized()
+
+
+def use(ray: bool | None) -> bool:
+    """Whether a stage runs on the cluster: ``ray`` as given, or (None) whether :func:`init`
+    was called."""
+    return active() if ray is None else ray
 
 
 def workers() -> int:
@@ -164,7 +170,7 @@ def evaluate_controller(model: str | Path, controller: Any, episodes: int, seed:
     """:func:`dream_gym.evaluate.evaluate_controller`'s returns for a
     :class:`~dream_gym.agents.controller.LinearController` on the model of folder (or zoo
     name) ``model``, played on the cluster."""
-    params = torch.cat([controller.W[0].flatten(), controller.b[0]]).cpu().numpy()
+    params = controller.flat().cpu().numpy()
     return _scatter("controller", episodes, seed, num_envs, str(model), params, max_steps)
 
 

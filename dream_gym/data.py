@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from dream_gym import cluster
 from dream_gym.explore import random_held_actions
 from dream_gym.games import GameSpec, collection_policy, get_game
 
@@ -160,14 +161,8 @@ def collect(cfg: CollectConfig, out_dir: str | Path, ray: bool | None = None) ->
     tasks = [(cfg, str(out), i) for i in todo]
     with tqdm(total=num_shards, initial=num_shards - len(todo), desc="collect shards") as bar:
         workers = cfg.workers or os.cpu_count() or 1
-        if ray is None:
-            from dream_gym import cluster
-
-            ray = cluster.active()
-        if ray:
-            from dream_gym.cluster import collect_shards
-
-            for shard, episodes in collect_shards(cfg, todo):
+        if cluster.use(ray):
+            for shard, episodes in cluster.collect_shards(cfg, todo):
                 write_shard(episodes, shard_path(out, shard))
                 bar.update()
         elif workers <= 1:

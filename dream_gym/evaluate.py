@@ -12,6 +12,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from dream_gym import cluster
 from dream_gym.agents.controller import LinearController
 from dream_gym.contract import WorldModel, merge_rows
 from dream_gym.explore import HeldRandomActions
@@ -134,15 +135,6 @@ class RealGames:
         return summarize(self.returns)
 
 
-def _on_cluster(ray: bool | None) -> bool:
-    """``ray`` None: the cluster if :func:`dream_gym.cluster.init` was called."""
-    if ray is None:
-        from dream_gym import cluster
-
-        return cluster.active()
-    return ray
-
-
 def evaluate_random(game: str, episodes: int, seed: int = 0, progress: bool = True,
                     num_envs: int | None = None, max_steps: int | None = None,
                     ray: bool | None = None, processes: bool = True) -> dict:
@@ -151,9 +143,7 @@ def evaluate_random(game: str, episodes: int, seed: int = 0, progress: bool = Tr
     ``max_steps`` cuts an episode short, as :func:`evaluate_controller`'s. ``ray``: on the
     Ray cluster (None: when :func:`dream_gym.cluster.init` was called), the same returns;
     ``processes=False``: the games step in this process."""
-    if _on_cluster(ray):
-        from dream_gym import cluster
-
+    if cluster.use(ray):
         return summarize(cluster.evaluate_random(game, episodes, seed, num_envs, max_steps))
     games = RealGames(game, episodes, seed, num_envs, progress, "real game, random policy",
                       processes)
@@ -198,14 +188,12 @@ def evaluate_controller(model: WorldModel,
     same returns. For a :class:`LinearController` without the knobs above (those run here).
     ``processes=False``: the games step in this process instead of worker processes.
     """
-    on_cluster = _on_cluster(ray) and isinstance(controller, LinearController) \
+    on_cluster = cluster.use(ray) and isinstance(controller, LinearController) \
         and on_step is None and record is None and explore == 0
     if ray and not on_cluster:
         raise ValueError("evaluate_controller(ray=True) plays a LinearController on the "
                          "cluster without on_step, record or explore; pass ray=False for those.")
     if on_cluster:
-        from dream_gym import cluster
-
         folder = getattr(model, "folder", None)
         if folder is None:
             raise ValueError("evaluate_controller on a Ray cluster needs a model loaded from "

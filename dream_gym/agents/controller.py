@@ -58,10 +58,13 @@ class LinearController:
         a = torch.as_tensor(self.mapping.to_action(self.outputs(features, member)))
         return a.long() if self.game.discrete else a.float()
 
+    def flat(self) -> torch.Tensor:
+        """Controller 0's parameters as one vector, the layout ``params`` takes."""
+        return torch.cat([self.W[0].flatten(), self.b[0]])
+
     def save(self, path_stem: str | Path, meta: dict) -> None:
         p = Path(path_stem)
-        save_tensors(p.with_suffix(".safetensors"),
-                     {"params": torch.cat([self.W[0].flatten(), self.b[0]])})
+        save_tensors(p.with_suffix(".safetensors"), {"params": self.flat()})
         save_json(p.with_suffix(".json"), {"game": self.game.name, "in_dim": self.in_dim, **meta})
 
     @classmethod

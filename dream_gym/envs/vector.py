@@ -151,7 +151,7 @@ class DreamVectorEnv(VectorEnv):
             if done.all():
                 break
             if i == k - 2 and core.obs_type == "pixels":
-                previous = _screen(core.observations()).copy()
+                previous = _screen(core.observations())  # the next step decodes anew
         obs = core.observations()  # a copy: the engine keeps its decoded frames for render()
         obs = {k: v.copy() for k, v in obs.items()} if isinstance(obs, dict) else obs.copy()
         if previous is not None:

@@ -279,7 +279,7 @@ def train_in_dream(model_dir: str | Path, cfg: ControllerTrainConfig, run_dir: s
         raise ValueError(f"rollouts ({cfg.rollouts}) must be a multiple of the number of "
                          f"dreams in the ensemble ({len(models)}), so each weighs the same.")
     pool = None
-    if ray or (ray is None and cluster.active()):
+    if cluster.use(ray):
         if cfg.explore > 0:
             raise ValueError("CMA-ES on a Ray cluster draws no exploration noise (explore = "
                              f"{cfg.explore}): run it in one process, or set explore = 0.")
