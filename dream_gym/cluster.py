@@ -113,7 +113,7 @@ class _GameWorker:
         return evaluate_random(game, episodes, seed, progress=False, num_envs=num_envs,
                                max_steps=max_steps, ray=False, processes=False)["returns"]
 
-    def controller(self, model: str, params: np.ndarray, max_steps: int | None,
+    def controller(self, model: str, params: np.ndarray, hold: int, max_steps: int | None,
                    episodes: int, seed: int, num_envs: int) -> list[float]:
         from dream_gym.agents.controller import LinearController
         from dream_gym.evaluate import evaluate_controller
@@ -122,7 +122,7 @@ class _GameWorker:
         if model not in self.models:
             self.models[model] = load_model(model)
         loaded = self.models[model]
-        ctrl = LinearController(loaded.game, loaded.feature_dim, params)
+        ctrl = LinearController(loaded.game, loaded.feature_dim, params, hold)
         return evaluate_controller(loaded, ctrl, episodes, seed, num_envs, progress=False,
                                    max_steps=max_steps, ray=False, processes=False)["returns"]
 
@@ -171,7 +171,8 @@ def evaluate_controller(model: str | Path, controller: Any, episodes: int, seed:
     :class:`~dream_gym.agents.controller.LinearController` on the model of folder (or zoo
     name) ``model``, played on the cluster."""
     params = controller.flat().cpu().numpy()
-    return _scatter("controller", episodes, seed, num_envs, str(model), params, max_steps)
+    return _scatter("controller", episodes, seed, num_envs, str(model), params,
+                    controller.hold, max_steps)
 
 
 class _DreamWorker:
@@ -196,7 +197,7 @@ class _DreamWorker:
         from dream_gym.training.controller import _ensemble_returns
 
         m = self.models[0]
-        ctrl = LinearController(m.game, m.feature_dim, params)
+        ctrl = LinearController(m.game, m.feature_dim, params, self.cfg.hold)
         ret, lengths = _ensemble_returns(
             self.models, ctrl, torch.from_numpy(member), self.starts,
             torch.from_numpy(context), self.cfg.temperature, self.cfg.max_steps,

@@ -13,7 +13,7 @@ import torch
 from tqdm import tqdm
 
 from dream_gym import cluster
-from dream_gym.agents.controller import LinearController
+from dream_gym.agents.controller import HeldDecisions, LinearController
 from dream_gym.contract import WorldModel, merge_rows
 from dream_gym.explore import HeldRandomActions
 from dream_gym.games import get_game
@@ -208,6 +208,7 @@ def evaluate_controller(model: WorldModel,
     state = model.initial_state(f[:, None], no_actions)
     act = (controller.to(model.device).act if isinstance(controller, LinearController)
            else controller)
+    held = HeldDecisions(getattr(controller, "hold", 1), n)
 
     def episode_rng(ep: int) -> np.random.Generator:
         # exploration draws from the episode's own generator: the data do not depend on slots
@@ -219,7 +220,7 @@ def evaluate_controller(model: WorldModel,
     recorder = _Recorder(n, episodes, spec.action_dtype) if record is not None else None
     while not games.done:
         actions = torch.as_tensor(act(model.features(state))).cpu()
-        actions = actions.long() if spec.discrete else actions.float()
+        actions = held(actions.long() if spec.discrete else actions.float(), slots)
         if explore > 0:
             noise.start(slots, rngs)
             actions = noise.override(actions, slots)
@@ -238,6 +239,7 @@ def evaluate_controller(model: WorldModel,
             for i in np.flatnonzero(fresh):
                 rngs[i] = episode_rng(games.episode[i])
             noise.reset(np.flatnonzero(fresh))
+            held.reset(np.flatnonzero(fresh))
         if on_step is not None:
             seen = model.render(state).cpu().numpy()
             for i in np.flatnonzero(games.active):

@@ -10,7 +10,7 @@ import torch
 from dream_gym.checkpoint import CheckpointError, load_json, load_tensors, save_json, save_tensors
 from dream_gym.games import controller_mapping, get_game
 
-__all__ = ["LinearController"]
+__all__ = ["LinearController", "HeldDecisions"]
 
 
 class LinearController:
@@ -20,9 +20,17 @@ class LinearController:
     ``params`` is (P, n_params): P controllers evaluated side by side. Each row of a feature
     batch names its controller in ``member``, so a whole CMA-ES population (with finished
     rollouts dropped from the batch) is served by one batched contraction.
+
+    ``hold``: the controller decides every ``hold`` steps and repeats its action in between
+    (an agent's frame skip; :class:`HeldDecisions` keeps the clocks). Saved with it, so the
+    dream it was evolved in and the real game play it alike.
     """
 
-    def __init__(self, game: str, in_dim: int, params: np.ndarray | torch.Tensor) -> None:
+    def __init__(self, game: str, in_dim: int, params: np.ndarray | torch.Tensor,
+                 hold: int = 1) -> None:
+        if int(hold) != hold or hold < 1:
+            raise ValueError(f"hold must be a whole number of steps >= 1, got {hold}.")
+        self.hold = int(hold)
         self.game = get_game(game)
         self.mapping = controller_mapping(game)
         self.in_dim, self.out_dim = in_dim, self.mapping.outputs
@@ -65,7 +73,8 @@ class LinearController:
     def save(self, path_stem: str | Path, meta: dict) -> None:
         p = Path(path_stem)
         save_tensors(p.with_suffix(".safetensors"), {"params": self.flat()})
-        save_json(p.with_suffix(".json"), {"game": self.game.name, "in_dim": self.in_dim, **meta})
+        save_json(p.with_suffix(".json"), {"game": self.game.name, "in_dim": self.in_dim,
+                                           "hold": self.hold, **meta})
 
     @classmethod
     def load(cls, path_stem: str | Path) -> tuple[LinearController, dict]:
@@ -73,6 +82,36 @@ class LinearController:
         meta = load_json(p.with_suffix(".json"))
         try:
             params = load_tensors(p.with_suffix(".safetensors"))["params"]
-            return cls(meta["game"], int(meta["in_dim"]), params), meta
+            return cls(meta["game"], int(meta["in_dim"]), params, meta.get("hold", 1)), meta
         except (KeyError, ValueError) as e:
             raise CheckpointError(f"Controller {p} is malformed: {e}") from e
+
+
+class HeldDecisions:
+    """A batch of players that decide every ``hold`` steps, each on its own clock: a player
+    takes its controller's fresh action on its first step and every ``hold`` steps after,
+    and repeats its last one in between. Real games restart players at different times
+    (:meth:`reset`); in a batched dream all start together and finished rows drop out."""
+
+    def __init__(self, hold: int, n: int) -> None:
+        self.hold = hold
+        self.age = torch.zeros(n, dtype=torch.long)  # steps since each player's episode began
+        self.last: torch.Tensor | None = None
+
+    def __call__(self, actions: torch.Tensor, rows: torch.Tensor | np.ndarray) -> torch.Tensor:
+        """The actions players ``rows`` (ids) take: ``actions`` (their controller's fresh
+        ones) where a decision is due, else their last."""
+        if self.hold == 1:
+            return actions
+        rows = torch.as_tensor(rows, dtype=torch.long, device=actions.device)
+        if self.last is None:
+            self.age = self.age.to(actions.device)
+            self.last = actions.new_zeros((len(self.age), *actions.shape[1:]))
+        due = self.age[rows] % self.hold == 0
+        self.last[rows[due]] = actions[due]
+        self.age[rows] += 1
+        return self.last[rows]
+
+    def reset(self, rows: torch.Tensor | np.ndarray) -> None:
+        """Players ``rows`` start a new episode: they decide on their next step."""
+        self.age[torch.as_tensor(rows, dtype=torch.long, device=self.age.device)] = 0

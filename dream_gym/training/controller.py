@@ -36,7 +36,7 @@ import torch
 from tqdm import tqdm
 
 from dream_gym import cluster
-from dream_gym.agents.controller import LinearController
+from dream_gym.agents.controller import HeldDecisions, LinearController
 from dream_gym.checkpoint import load_json, load_tensors, save_json, save_tensors
 from dream_gym.contract import State, WorldModel, seed_dreams, select_rows
 from dream_gym.explore import HeldRandomActions
@@ -98,6 +98,12 @@ class ControllerTrainConfig:
     final dream score is measured without it."""
     max_hold: int = 12
     """With ``explore``: a push holds its random action 1..max_hold steps."""
+    hold: int = 1
+    """The controller decides every ``hold`` steps and repeats its action in between, in the
+    dream and in the real game (saved with it: :class:`~dream_gym.agents.controller.
+    LinearController`). A dream learnt from held random actions is most faithful to
+    held actions: a TakeCover GameGAN dream let a per-step controller strafe in short
+    bursts mixed with no-ops, which its engine lost count of, and never reach a wall."""
     seed: int = 0
     """Seeds CMA-ES, the dreams' contexts and their noise."""
 
@@ -182,9 +188,11 @@ def _ensemble_returns(models: Sequence[WorldModel], controller: LinearController
         m = None if member is None else member[idx].to(model.device)
         state = seed_dreams(select_rows(starts[k], context[idx].to(model.device)), seeds[idx])
         push = noise(len(idx), k) if noise is not None else None
+        held = HeldDecisions(controller.hold, len(idx))
 
-        def policy(x: torch.Tensor, rows: torch.Tensor, m=m, push=push) -> torch.Tensor:
-            actions = controller.act(x, None if m is None else m[rows])
+        def policy(x: torch.Tensor, rows: torch.Tensor, m=m, push=push,
+                   held=held) -> torch.Tensor:
+            actions = held(controller.act(x, None if m is None else m[rows]), rows)
             return actions if push is None else push(actions, rows)
 
         ret[idx], lengths[idx] = state_returns(model, policy, state, temperature, max_steps,
@@ -333,7 +341,7 @@ def train_in_dream(model_dir: str | Path, cfg: ControllerTrainConfig, run_dir: s
         if pool is not None:
             ret, lengths = pool.returns(params, cfg.rollouts, context, seeds)
         else:
-            ctrl = LinearController(model.game, model.feature_dim, params).to(device)
+            ctrl = LinearController(model.game, model.feature_dim, params, cfg.hold).to(device)
             noise = partial(_pushes, model.spec, cfg, gen) if cfg.explore > 0 else None
             ret, lengths = _ensemble_returns(models, ctrl, member, starts, context,
                                              cfg.temperature, cfg.max_steps, seeds, stop, noise)
@@ -358,7 +366,7 @@ def train_in_dream(model_dir: str | Path, cfg: ControllerTrainConfig, run_dir: s
             break
     if pool is not None:
         pool.close()
-    final = LinearController(model.game, model.feature_dim, to_params(es.mean))
+    final = LinearController(model.game, model.feature_dim, to_params(es.mean), cfg.hold)
     score, std = dream_score(models, final, cfg.eval_rollouts, cfg.temperature, cfg.max_steps,
                              cfg.seed + 12345, (frames, actions), stop, starts)
     writer.add_scalar("charts/final_dream_score", score, len(history))
