@@ -20,6 +20,24 @@ def _cluster(args: argparse.Namespace) -> None:
         print(f"[ray] {n} workers ({args.ray or 'local cluster'})", file=sys.stderr)
 
 
+def _device(name: str):
+    from dream_gym.training.common import torch_device
+
+    try:
+        return torch_device(name)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from e
+
+
+def _add_scale_out(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
+                   help="run collection, real-game scoring and CMA-ES on a Ray cluster "
+                   "(ADDRESS, or 'auto'; no address: a local one); pip install 'dream-gym[ray]'")
+    p.add_argument("--device", default=None, type=_device,
+                   help="torch device for the models: cpu, cuda, cuda:1, ... (default: cuda "
+                   "when torch sees one, else cpu)")
+
+
 def _cmd_zoo(args: argparse.Namespace) -> int:
     from dream_gym.checkpoint import load_json
     from dream_gym.zoo import list_models, resolve, zoo_root
@@ -47,7 +65,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
             print(f"{recipe} holds {len(tomls)} recipes; name one .toml file.", file=sys.stderr)
             return 2
         recipe = tomls[0]
-    out = run_recipe(recipe, args.runs)
+    out = run_recipe(recipe, args.runs, device=args.device)
     print(f"model written to {out}")
     return 0
 
@@ -87,7 +105,8 @@ def _cmd_evolve(args: argparse.Namespace) -> int:
              if getattr(args, f.name, None) is not None}
     cfg = dataclasses.replace(cfg, **flags)
     out = Path(args.out)
-    summary = train_in_dream(resolve(args.model), cfg, out / "es", default_device(),
+    device = args.device or default_device()
+    summary = train_in_dream(resolve(args.model), cfg, out / "es", device,
                              export_dir=out, ensemble=[resolve(d) for d in args.ensemble])
     print(f"dream score {summary['dream_score']:.1f} +- {summary['dream_std']:.1f} "
           f"(tau {cfg.temperature}, {summary['generations']} generations); "
@@ -98,11 +117,12 @@ def _cmd_evolve(args: argparse.Namespace) -> int:
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from dream_gym.agents.controller import LinearController
     from dream_gym.evaluate import evaluate_controller, evaluate_random
+    from dream_gym.training.common import default_device
     from dream_gym.zoo import load_model, resolve
 
     _cluster(args)
     d = resolve(args.model)
-    model = load_model(d)
+    model = load_model(d, args.device or default_device())
     controller, meta = LinearController.load(d / "controller")
     seed = args.seed if args.seed is not None \
         else meta.get("real_score", {}).get("first_seed", 10_000)
@@ -197,9 +217,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--ensemble", nargs="+", default=[], metavar="DIR",
                    help="more model folders (same game and V) whose dreams share each "
                    "candidate's rollouts, e.g. the Ms of earlier iterative rounds")
-    p.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
-                   help="run collection, real-game scoring and CMA-ES on a Ray cluster "
-                   "(ADDRESS, or 'auto'; no address: a local one); pip install 'dream-gym[ray]'")
+    _add_scale_out(p)
     p.set_defaults(fn=_cmd_evolve)
 
     p = sub.add_parser("evaluate", help="score a zoo controller in the real game")
@@ -208,9 +226,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=None,
                    help="first real seed (default: the one the model card's figure used)")
     p.add_argument("--json", action="store_true")
-    p.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
-                   help="run collection, real-game scoring and CMA-ES on a Ray cluster "
-                   "(ADDRESS, or 'auto'; no address: a local one); pip install 'dream-gym[ray]'")
+    _add_scale_out(p)
     p.set_defaults(fn=_cmd_evaluate)
 
     p = sub.add_parser("video", help="one real episode of a controller: real | model's view | "
@@ -236,9 +252,7 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("train", help="run a recipe from training/ (resumable)")
     p.add_argument("recipe", help="a recipe file, or a shipped recipe's name (takecover)")
     p.add_argument("--runs", default="runs", help="where data, logs and checkpoints go")
-    p.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
-                   help="run collection, real-game scoring and CMA-ES on a Ray cluster "
-                   "(ADDRESS, or 'auto'; no address: a local one); pip install 'dream-gym[ray]'")
+    _add_scale_out(p)
     p.set_defaults(fn=_cmd_train)
 
     p = sub.add_parser("zoo", help="list the shipped models")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 
 import gymnasium as gym
@@ -90,3 +91,20 @@ def test_unknown_refit_start_in_a_recipe():
 def test_frame_gan_is_not_a_dream():
     with pytest.raises(CheckpointError, match="not a world model.*frame generator"):
         load_model("atari_gan")
+
+
+def test_a_device_that_is_not_here_is_refused_before_any_stage(capsys):
+    import torch
+
+    from dream_gym.cli import main as cli
+
+    if torch.cuda.is_available():
+        missing = f"cuda:{torch.cuda.device_count()}"
+        message = "CUDA devices here"
+    else:
+        missing, message = "cuda", "sees no CUDA device.*--device cpu"
+    for name, why in ((missing, message), ("mps", "cpu or cuda"),
+                      ("gpu", "not a torch device: use cpu, cuda or cuda:N")):
+        with pytest.raises(SystemExit):
+            cli(["evaluate", "takecover", "--device", name])
+        assert re.search(why, capsys.readouterr().err)

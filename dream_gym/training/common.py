@@ -14,12 +14,35 @@ from torch.utils.tensorboard import SummaryWriter
 from dream_gym.checkpoint import load_json, load_state_dict, load_tensors, save_json, save_tensors
 from dream_gym.config import pick
 
-__all__ = ["pick", "default_device", "seed_everything", "make_writer", "save_training_state",
-           "load_training_state", "gradient_step"]
+__all__ = ["pick", "default_device", "torch_device", "seed_everything", "make_writer",
+           "save_training_state", "load_training_state", "gradient_step"]
 
 
 def default_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def torch_device(name: str | None) -> torch.device:
+    """The device a ``--device`` flag names (None: :func:`default_device`), checked to exist
+    here before any stage starts."""
+    if name is None:
+        return default_device()
+    try:
+        device = torch.device(name)
+    except RuntimeError as e:
+        raise ValueError(f"--device {name!r} is not a torch device: use cpu, cuda or cuda:N "
+                         f"({e}).") from e
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"--device {name}: this torch sees no CUDA device "
+                             f"(torch {torch.__version__}, cuda build {torch.version.cuda}); "
+                             "install a CUDA build of torch on a GPU machine, or use --device cpu.")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise ValueError(f"--device {name}: only {torch.cuda.device_count()} CUDA devices "
+                             "here (cuda:0 ..).")
+    elif device.type != "cpu":
+        raise ValueError(f"--device {name}: dream-gym runs on cpu or cuda devices.")
+    return device
 
 
 def seed_everything(seed: int) -> None:
