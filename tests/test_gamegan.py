@@ -101,6 +101,21 @@ def test_a_saved_dream_with_episode_heads_loads_as_the_same_dream(tmp_path):
     assert again.feature_dim == dream.feature_dim == 16 + 32 + 8
     torch.testing.assert_close(roll(again), roll(dream))
 
+    # a dream that shows an agent only some blocks: the same dream, fewer features, saved so
+    part = GameGANDream("TakeCover", dream.net, 100.0, dream.heads, dream.encoding_noise,
+                        features="sg")
+    part.save(tmp_path / "sg")
+    again = load_model(tmp_path / "sg")
+    assert again.feature_dim == part.feature_dim == 16 + 8
+    full = roll(dream)
+    torch.testing.assert_close(roll(again), torch.cat([full[:, :16], full[:, 48:]], -1))
+    for bad, says in (("gs", "in that order"), ("shx", "in that order"),
+                      ("", "in that order")):
+        with pytest.raises(ValueError, match=says):
+            GameGANDream("TakeCover", dream.net, heads=dream.heads, features=bad)
+    with pytest.raises(ValueError, match="no episode heads"):
+        GameGANDream("TakeCover", dream.net, features="sg")
+
 
 @pytest.mark.parametrize("heads,noise", [(False, None), (True, None), (True, 0.3)],
                          ids=["generator_heads", "episode_heads", "encoding_noise"])

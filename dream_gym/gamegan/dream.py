@@ -10,7 +10,10 @@ prediction of that encoding, drawn around it with ``encoding_noise``, and render
 the eyes). The latent observation is
 [s, h]: the current frame's encoding and the engine's hidden state; with episode heads
 (:mod:`dream_gym.gamegan.heads`, which then give reward, done and the game variables) their
-memory g is appended: [s, h, g].
+memory g is appended: [s, h, g]. ``features`` keeps a subset of these blocks, in that order
+(e.g. "sg"), for an agent that should not read one: fed the same actions, a dream's h is
+the block a linear probe tells from the game's most easily (TakeCover model card), though
+controllers on "sg" and "s" did not transfer from that dream either.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ if TYPE_CHECKING:
 __all__ = ["GameGANDream", "FAMILY", "to_unit", "to_uint8"]
 
 FAMILY = "gamegan"
+BLOCKS = "shg"
 
 
 def to_unit(frames: torch.Tensor) -> torch.Tensor:
@@ -50,8 +54,19 @@ class GameGANDream(torch.nn.Module):
 
     def __init__(self, game: str, net: GameGANGenerator, gamevar_scale: float = 1.0,
                  heads: EpisodeHeads | None = None,
-                 encoding_noise: torch.Tensor | None = None) -> None:
+                 encoding_noise: torch.Tensor | None = None, features: str | None = None
+                 ) -> None:
         super().__init__()
+        if features is None:
+            features = "shg" if heads is not None else "sh"
+        if not features or any(b not in BLOCKS for b in features) or len(set(features)) != \
+                len(features) or "".join(sorted(features, key=BLOCKS.index)) != features:
+            raise ValueError(f"features={features!r}: name blocks of 'shg' in that order, each "
+                             "once (s: the frame's encoding, h: the engine's state, g: the "
+                             "episode heads' memory), e.g. 'shg' or 'sg'.")
+        if "g" in features and heads is None:
+            raise ValueError(f"features={features!r} asks for g, the episode heads' memory, "
+                             "but this model has no episode heads; leave g out.")
         if encoding_noise is not None and net.cfg.feedback != "encoding":
             raise ValueError("encoding_noise draws the encoding a dream acts from: it needs "
                              'feedback = "encoding" (with "frame" the render is encoded).')
@@ -59,8 +74,10 @@ class GameGANDream(torch.nn.Module):
         self.net = net.eval()
         self.heads = heads.eval() if heads is not None else None
         self.gamevar_scale = gamevar_scale
-        self.feature_dim = net.cfg.memory_dim + net.cfg.hidden \
-            + (heads.cfg.hidden if heads is not None else 0)
+        self.feature_kind = features
+        sizes = {"s": net.cfg.memory_dim, "h": net.cfg.hidden,
+                 "g": heads.cfg.hidden if heads is not None else 0}
+        self.feature_dim = sum(sizes[b] for b in features)
         self.memory_reads = True
         """False zeroes the memory's reads (the memory-use check); the dream is then the
         model without what it remembers."""
@@ -138,8 +155,7 @@ class GameGANDream(torch.nn.Module):
         return {**state, **new, "frame": x}
 
     def features(self, state: State) -> torch.Tensor:
-        parts = [state["s"], state["h"]] + ([state["g"]] if self.heads is not None else [])
-        return torch.cat(parts, -1)
+        return torch.cat([state[b] for b in self.feature_kind], -1)
 
     @torch.no_grad()
     def render(self, state: State) -> torch.Tensor:
@@ -158,7 +174,8 @@ class GameGANDream(torch.nn.Module):
             extra["encoding_noise"] = [round(float(v), 6) for v in self.encoding_noise]
         save_json(d / "config.json", model_config(FAMILY, self.spec,
                                                   gamegan=asdict(self.net.cfg),
-                                                  gamevar_scale=self.gamevar_scale, **extra))
+                                                  gamevar_scale=self.gamevar_scale,
+                                                  features=self.feature_kind, **extra))
 
     @classmethod
     def from_config(cls, model_dir: str | Path, config: dict[str, Any],
@@ -179,4 +196,4 @@ class GameGANDream(torch.nn.Module):
         load_state_dict(net, d / "gamegan.safetensors")
         if heads is not None:
             load_state_dict(heads, d / "heads.safetensors")
-        return cls(game, net, scale, heads, noise).to(device)
+        return cls(game, net, scale, heads, noise, config.get("features")).to(device)

@@ -612,6 +612,9 @@ class GameGANRecipe:
     output shifted by 0.47; dream 565, real 219 on 32 episodes). With the noise, 12
     generations: real 308 on the same 32; the recipe's 20: 238 on 100 (random 227), so the
     gap is not closed by it alone."""
+    features: str | None = None
+    """The blocks of [s, h, g] an agent sees (:class:`~dream_gym.gamegan.dream.GameGANDream`);
+    None: all of them."""
 
 
 RECIPE_SECTIONS: dict[str, tuple[type, ...]] = {
@@ -694,7 +697,7 @@ def run_stages(r: dict[str, Any], run_dir: Path, stages, device: torch.device) -
             heads.load_state_dict(load_tensors(heads_dir / "heads.safetensors"))
         noise = torch.tensor(noise_std) if noise_std is not None else None
         for d in to:
-            GameGANDream(game.name, net, scale, heads, noise).save(d)
+            GameGANDream(game.name, net, scale, heads, noise, extra.features).save(d)
 
     net = GameGANGenerator(net_cfg)
     net.load_state_dict(load_tensors(final))
