@@ -11,9 +11,8 @@ the eyes). The latent observation is
 [s, h]: the current frame's encoding and the engine's hidden state; with episode heads
 (:mod:`dream_gym.gamegan.heads`, which then give reward, done and the game variables) their
 memory g is appended: [s, h, g]. ``features`` keeps a subset of these blocks, in that order
-(e.g. "sg"), for an agent that should not read one: fed the same actions, a dream's h is
-the block a linear probe tells from the game's most easily (TakeCover model card), though
-controllers on "sg" and "s" did not transfer from that dream either.
+(e.g. "sg"), for an agent that should not read one (on the TakeCover dream, controllers
+on "sg" and "s" did not transfer either: model card).
 """
 
 from __future__ import annotations
