@@ -8,10 +8,11 @@ controller plays ``--episodes`` real episodes (seeds 90000.., used by no recipe)
 each episode's first frame, the model is run twice with the episode's recorded actions:
 fed the true frames (what the controller sees in the game) and open loop at ``--temperature``
 (what it sees in the dream). Per window of steps: the share of steps at which the controller
-takes the same action on both, and its mean tanh output on each. A controller whose dream
-drifts to other decisions after k steps learned, from step k on, from a dream that is not
-the game (the GameGAN card: its dream's monsters fade, and the controller read the fading
-as a clock). Writes JSON.
+takes the same action on both (Box actions: within ``BOX_TOLERANCE`` on every dimension),
+and its mean tanh output on each. A controller whose dream drifts to other decisions after
+k steps learned, from step k on, from a dream that is not the game (the TakeCover card's
+GameGAN section: its dream's monsters fade, and the controller reads the fading as a
+clock). Writes JSON.
 """
 
 from __future__ import annotations
@@ -26,6 +27,9 @@ from dream_gym.checkpoint import save_json
 from dream_gym.contract import seed_dreams
 from dream_gym.evaluate import evaluate_controller
 from dream_gym.zoo import load_model, resolve
+
+BOX_TOLERANCE = 0.1
+"""Box actions (CarRacing) are the same when every dimension is within this."""
 
 
 @torch.no_grad()
@@ -47,7 +51,8 @@ def decision_drift(model, ctrl: LinearController, episodes: list[dict[str, np.nd
     same, y_real, y_dream = [], [], []
     for t in range(T):
         fr, fd = model.features(real), model.features(dream)
-        same.append(ctrl.act(fr) == ctrl.act(fd))
+        a, b = ctrl.act(fr), ctrl.act(fd)
+        same.append(a == b if ctrl.game.discrete else (a - b).abs() <= BOX_TOLERANCE)
         y_real.append(ctrl.outputs(fr).mean(-1))
         y_dream.append(ctrl.outputs(fd).mean(-1))
         real = model.observe(real, actions[:, t], frames[:, t + 1])
