@@ -37,24 +37,24 @@ def decision_drift(model, ctrl: LinearController, episodes: list[dict[str, np.nd
                    steps: int, temperature: float, window: int) -> list[dict]:
     """Per window of ``window`` steps: agreement and mean outputs over the episodes alive."""
     n = len(episodes)
-    T = min(steps, max(len(e["actions"]) for e in episodes) - 1)
-    alive = torch.tensor([[t < len(e["actions"]) - 1 for t in range(T)] for e in episodes])
+    lengths = torch.tensor([len(e["actions"]) for e in episodes])
+    T = min(steps, int(lengths.max()) - 1)
+    alive = torch.arange(T)[None] < (lengths - 1)[:, None]
 
-    def padded(key: str) -> torch.Tensor:
-        return torch.stack([torch.from_numpy(np.concatenate(
-            [e[key][: T + 1], np.repeat(e[key][-1:], max(0, T + 1 - len(e[key])), 0)]))
-            for e in episodes])
+    def padded(key: str) -> torch.Tensor:  # an ended episode repeats its last step
+        return torch.stack([torch.from_numpy(e[key][np.minimum(np.arange(T + 1), len(e[key]) - 1)])
+                            for e in episodes])
 
     frames, actions = padded("frames"), padded("actions")
     real = model.initial_state(frames[:, :1], actions[:, :0])
     dream = seed_dreams({k: v.clone() for k, v in real.items()}, torch.arange(n))
     same, y_real, y_dream = [], [], []
     for t in range(T):
-        fr, fd = model.features(real), model.features(dream)
-        a, b = ctrl.act(fr), ctrl.act(fd)
+        yr, yd = ctrl.outputs(model.features(real)), ctrl.outputs(model.features(dream))
+        a, b = (torch.as_tensor(ctrl.mapping.to_action(y)) for y in (yr, yd))
         same.append(a == b if ctrl.game.discrete else (a - b).abs() <= BOX_TOLERANCE)
-        y_real.append(ctrl.outputs(fr).mean(-1))
-        y_dream.append(ctrl.outputs(fd).mean(-1))
+        y_real.append(yr.mean(-1))
+        y_dream.append(yd.mean(-1))
         real = model.observe(real, actions[:, t], frames[:, t + 1])
         dream, _ = model.imagine(dream, actions[:, t], temperature)
     same_t = torch.stack(same, 1).reshape(n, T, -1).all(-1)

@@ -17,6 +17,7 @@ on "sg" and "s" did not transfer either: model card).
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -35,7 +36,6 @@ if TYPE_CHECKING:
 __all__ = ["GameGANDream", "FAMILY", "to_unit", "to_uint8"]
 
 FAMILY = "gamegan"
-BLOCKS = "shg"
 
 
 def to_unit(frames: torch.Tensor) -> torch.Tensor:
@@ -58,8 +58,7 @@ class GameGANDream(torch.nn.Module):
         super().__init__()
         if features is None:
             features = "shg" if heads is not None else "sh"
-        if not features or any(b not in BLOCKS for b in features) or len(set(features)) != \
-                len(features) or "".join(sorted(features, key=BLOCKS.index)) != features:
+        if not features or not re.fullmatch("s?h?g?", features):
             raise ValueError(f"features={features!r}: name blocks of 'shg' in that order, each "
                              "once (s: the frame's encoding, h: the engine's state, g: the "
                              "episode heads' memory), e.g. 'shg' or 'sg'.")
