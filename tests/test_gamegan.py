@@ -464,7 +464,7 @@ def test_a_gamegan_recipe_round_refits_the_engine_to_the_controllers_real_play(t
     from dream_gym.checkpoint import load_json, load_tensors
     from dream_gym.data import concat_episodes
     from dream_gym.gamegan.training import DynamicsWindows
-    from dream_gym.training.recipe import run_recipe
+    from dream_gym.training.recipe import load_recipe, run_recipe
     from dream_gym.zoo import load_model
 
     recipe = tmp_path / "tiny.toml"
@@ -502,3 +502,37 @@ def test_a_gamegan_recipe_round_refits_the_engine_to_the_controllers_real_play(t
         for k, v in G.engine.state_dict().items():
             torch.testing.assert_close(dream.net.engine.state_dict()[k], v, msg=k)
     assert dream.heads is not None and (model_dir / "controller.json").exists()
+    # the round's refit, run again on the finished folder (benchmarks/gamegan_refit.py), is
+    # the recipe's bit for bit; a setting passed to it changes the engine
+    from dream_gym.gamegan.training import GameGANRun
+
+    again = GameGANRun.load(load_recipe(recipe), run)
+    again.refit(1, tmp_path / "refit", [tmp_path / "refit" / "model"])
+    shipped = load_tensors(run / "round1" / "gamegan.safetensors")
+    for k, v in load_tensors(tmp_path / "refit" / "gamegan.safetensors").items():
+        assert torch.equal(v, shipped[k]), k
+    again.refit(1, tmp_path / "adv", [tmp_path / "adv" / "model"], dynamics_teacher_share=0.5,
+                dynamics_adversarial_weight=0.1, dynamics_adversarial_len=8)
+    moved = load_tensors(tmp_path / "adv" / "gamegan.safetensors")
+    assert not torch.equal(moved["engine.v2.weight"], shipped["engine.v2.weight"])
+    assert load_model(tmp_path / "adv" / "model").feature_dim == dream.feature_dim
+
+
+def test_the_encoding_critics_game_side_is_what_an_agent_sees_in_the_game():
+    """The adversarial dynamics term's game side (``_feature_rollout(teacher=True)``) is,
+    step for step, what ``GameGANDream.observe`` hands an agent in the real game, [s, h]:
+    the critic compares the dream with the features a controller will act on."""
+    from dream_gym.gamegan.dream import to_unit
+    from dream_gym.gamegan.training import _feature_rollout
+
+    dream = _tiny_dream(noise=0.3)
+    rng = np.random.default_rng(0)
+    frames = torch.from_numpy(rng.integers(0, 255, (3, 7, 64, 64, 3), dtype=np.uint8))
+    actions = torch.from_numpy(rng.integers(0, 3, (3, 6)))
+    with torch.no_grad():
+        s_true = dream.net.encoder(to_unit(frames.flatten(0, 1))).view(3, 7, -1)
+        game = _feature_rollout(dream.net, s_true, dream._a(actions), warm=1, teacher=True)
+    state = dream.initial_state(frames[:, :1], actions[:, :0])
+    for k in range(6):
+        state = dream.observe(state, actions[:, k], frames[:, k + 1])
+        torch.testing.assert_close(dream.features(state), game[:, k])

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
-__all__ = ["DiscriminatorConfig", "Discriminators"]
+__all__ = ["DiscriminatorConfig", "Discriminators", "EncodingCritic"]
 
 
 @dataclass
@@ -90,3 +90,34 @@ class Discriminators(nn.Module):
         for conv in self.time_convs:
             f = F.leaky_relu(conv(f), 0.2)
         return self.time_out(f.mean((2, 3, 4))).squeeze(-1)
+
+
+class EncodingCritic(nn.Module):
+    """Is this window of features (B, T, D) (what an agent sees: frame encodings and the
+    engine's state), under actions (B, T, A), from the game or from a dream? 1-D
+    convolutions over time, spectrally normalised: a temporal discriminator for the dynamics
+    stage, which never renders (so it is cheap). It sees the features standardised by the
+    game's ``mean`` and ``std`` and their steps by the game's ``step_std``: raw encodings
+    vary by a few hundredths, and a critic of them stayed at the hinge loss of chance."""
+
+    def __init__(self, mean: torch.Tensor, std: torch.Tensor, step_std: torch.Tensor,
+                 action_dim: int, width: int = 128) -> None:
+        super().__init__()
+        self.register_buffer("mean", mean)
+        # a feature the game never moves must not make the dream's least move look huge
+        self.register_buffer("std", std.clamp_min(0.01 * float(std.mean()) + 1e-8))
+        self.register_buffer("step_std", step_std.clamp_min(0.01 * float(step_std.mean()) + 1e-8))
+        dim = len(mean)
+        self.convs = nn.ModuleList([
+            spectral_norm(nn.Conv1d(2 * dim + action_dim, width, 3, 1, 1)),
+            spectral_norm(nn.Conv1d(width, width, 4, 2, 1)),
+            spectral_norm(nn.Conv1d(width, width, 4, 2, 1)),
+        ])
+        self.out = spectral_norm(nn.Linear(width, 1))
+
+    def forward(self, s: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+        step = torch.diff(s, dim=1, prepend=s[:, :1]) / self.step_std
+        f = torch.cat([(s - self.mean) / self.std, step, a], -1).transpose(1, 2)
+        for conv in self.convs:
+            f = F.leaky_relu(conv(f), 0.2)
+        return self.out(f.mean(-1)).squeeze(-1)

@@ -44,7 +44,11 @@ from dream_gym.data import (
     save_contexts,
 )
 from dream_gym.frame_gan.images import image_grid
-from dream_gym.gamegan.discriminators import DiscriminatorConfig, Discriminators
+from dream_gym.gamegan.discriminators import (
+    DiscriminatorConfig,
+    Discriminators,
+    EncodingCritic,
+)
 from dream_gym.gamegan.dream import GameGANDream, to_uint8, to_unit
 from dream_gym.gamegan.heads import EpisodeHeads, EpisodeHeadsConfig, train_heads
 from dream_gym.gamegan.model import GameGANConfig, GameGANGenerator
@@ -64,7 +68,7 @@ from dream_gym.training.recipe import (
     final_stages,
 )
 
-__all__ = ["GameGANTrainConfig", "WindowSampler", "train_gamegan", "run_stages",
+__all__ = ["GameGANTrainConfig", "WindowSampler", "train_gamegan", "run_stages", "GameGANRun",
            "RECIPE_SECTIONS", "GameGANIterateConfig", "open_loop_error", "encoding_residual_std"]
 
 
@@ -131,6 +135,26 @@ class GameGANTrainConfig:
     """With ``z_posterior``: weight of the KL of q(z | ...) to the prior, per encoding dimension
     (the squared errors are per dimension over its variance, so 0.1 is a Gaussian likelihood
     that expects a tenth of each dimension's variance to stay unexplained)."""
+    dynamics_teacher_share: float = 0.0
+    """Share of the dynamics windows whose engine is fed the true encodings throughout, as
+    in the game (``GameGANDream.observe``), not only in the warm-up: otherwise the engine
+    runs the game's hundreds of true frames in a regime it was fitted in for 8 steps only.
+    Measured: TakeCover card, "GameGAN: an adversarial refit" (``benchmarks/gamegan_refit.py``)."""
+    dynamics_adversarial_weight: float = 0.0
+    """Weight of a hinge loss from an :class:`EncodingCritic` that tells windows of what an
+    agent sees, [s, h], in the dream (open loop, z drawn from the prior) from the same in
+    the game (the engine fed the true encodings, z at the prior's mean, as ``observe``),
+    under the same actions; the official GameGAN also trains its engine adversarially.
+    Fitted by squared error alone, the engine's state in its own dream parts from its state
+    in the game, and a controller evolved in that dream decides otherwise in the game after
+    about 50 steps (``benchmarks/decision_drift.py``). Measured: TakeCover card, "GameGAN:
+    an adversarial refit". (In a toy world whose encoding steps +u or -u at random, this
+    loss alone, without the posterior, did not teach the engine to draw one of the steps
+    instead of their mean in 600 updates: the critic won.)"""
+    dynamics_adversarial_len: int = 64
+    """Window length of those rollouts (the open loop back-propagated through every step)."""
+    dynamics_critic_lr: float = 1e-3
+    """(2e-4 left the critic at the hinge loss of chance for 70 updates on TakeCover.)"""
     freeze_encoder: bool = False
     """Keep the frame encoder as the autoencoder stage left it during the updates: it is the
     language the renderer and the dynamics stage were taught in. Trained jointly, it
@@ -456,10 +480,11 @@ class DynamicsWindows:
             self.S_mirrored = encode_frames(G, self.ep.frames[:, :, ::-1]) \
                 if cfg.dynamics_mirror else None
 
-    def sample(self, rng: np.random.Generator, batch: int
+    def sample(self, rng: np.random.Generator, batch: int, length: int | None = None
                ) -> tuple[torch.Tensor, torch.Tensor]:
-        """(encodings (B, L, D), action features (B, L - 1, A))."""
-        ep, L = self.ep, self.cfg.dynamics_seq_len
+        """(encodings (B, L, D), action features (B, L - 1, A)); L = ``length`` or
+        ``dynamics_seq_len``."""
+        ep, L = self.ep, length or self.cfg.dynamics_seq_len
         e = self.ids[rng.integers(len(self.ids), size=batch)]
         off = (rng.random(batch) * (ep.lengths[e] - L + 1)).astype(np.int64)
         off[rng.random(batch) < self.cfg.dynamics_start_share] = 0  # where every dream starts
@@ -490,8 +515,30 @@ def _pretrain_dynamics(G: GameGANGenerator, windows: DynamicsWindows, cfg: GameG
     torch.manual_seed(cfg.seed + 2)
     params = [p for part in _dynamics_parts(G) for p in part.parameters()]
     opt = torch.optim.Adam(params, lr=cfg.dynamics_lr, betas=tuple(cfg.betas))
+    critic = None
     for step in tqdm(range(cfg.dynamics_steps), desc="dynamics on frame encodings"):
         loss, mse, kl = _dynamics_loss(G, *windows.sample(rng, cfg.dynamics_batch), cfg)
+        if cfg.dynamics_adversarial_weight > 0:
+            s, a = windows.sample(rng, cfg.dynamics_batch, cfg.dynamics_adversarial_len)
+            w = cfg.dynamics_warmup  # the part after the warm-up, where the two differ
+            with torch.no_grad():
+                real = _feature_rollout(G, s, a, w, teacher=True)[:, w - 1:]
+            fake, act = _feature_rollout(G, s, a, w, teacher=False)[:, w - 1:], a[:, w - 1:]
+            if critic is None:  # standardised by the game's side of the first batch
+                critic = EncodingCritic(real.flatten(0, 1).mean(0), real.flatten(0, 1).std(0),
+                                        torch.diff(real, dim=1).flatten(0, 1).std(0),
+                                        G.cfg.action_dim).to(s.device)
+                c_opt = torch.optim.Adam(critic.parameters(), lr=cfg.dynamics_critic_lr,
+                                         betas=tuple(cfg.betas))
+            d_loss = _hinge_d(critic(real, act), critic(fake.detach(), act))
+            c_opt.zero_grad(set_to_none=True)
+            d_loss.backward()
+            c_opt.step()
+            adv = -critic(fake, act).mean()
+            loss = loss + cfg.dynamics_adversarial_weight * adv
+            if step % 10 == 0:
+                writer.add_scalar("pretrain/dynamics_critic", d_loss.item(), step)
+                writer.add_scalar("pretrain/dynamics_adversarial", adv.item(), step)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
@@ -507,7 +554,9 @@ def _dynamics_loss(G: GameGANGenerator, s_true: torch.Tensor, a: torch.Tensor,
     a posterior, ``dynamics_kl_weight`` x the KL of q(z | h, s_t, a_t, s_t+1) to the learned
     prior p(z | h, s_t, a_t) (summed over z, per encoding dimension): a conditional VAE.
     Returns (loss, encoding loss, KL per step)."""
-    steps, kls = _dynamics_rollout(G, s_true, a, cfg)
+    teacher = (torch.rand(len(s_true), device=s_true.device) < cfg.dynamics_teacher_share
+               if cfg.dynamics_teacher_share > 0 else None)  # (no draw: older runs' stream)
+    steps, kls = _dynamics_rollout(G, s_true, a, cfg, teacher)
     mse = _encoding_loss(steps, s_true[:, 1:])
     kl = torch.stack(kls).mean() if kls else mse.new_zeros(())
     return mse + cfg.dynamics_kl_weight * kl / s_true.shape[-1], mse, kl
@@ -531,11 +580,12 @@ def encoding_residual_std(G: GameGANGenerator, windows: DynamicsWindows,
 
 
 def _dynamics_rollout(G: GameGANGenerator, s_true: torch.Tensor, a: torch.Tensor,
-                      cfg: GameGANTrainConfig
+                      cfg: GameGANTrainConfig, teacher: torch.Tensor | None = None
                       ) -> tuple[list[list[torch.Tensor]], list[torch.Tensor]]:
     """The engine and memory over a window of true encodings s_true (B, L, D) and actions
     a (B, L - 1, A): the first ``dynamics_warmup`` inputs true, then the engine's own
-    dynamic input fed back (detached); with a posterior, each step's z drawn from it.
+    dynamic input fed back (detached), except in the ``teacher`` rows (B,), fed the true
+    ones throughout; with a posterior, each step's z drawn from it.
     Returns (the renderer's inputs per step, the KL to the prior per step)."""
     B, L = s_true.shape[:2]
     state = G.initial_from_encoding(s_true[:, 0])
@@ -551,7 +601,25 @@ def _dynamics_rollout(G: GameGANGenerator, s_true: torch.Tensor, a: torch.Tensor
         state, inputs = G.advance(state, a[:, k], z, z_drawn=G.posterior is not None)
         steps.append(inputs)
         state["s"] = s_true[:, k + 1] if k + 1 < cfg.dynamics_warmup else inputs[-1].detach()
+        if teacher is not None and k + 1 >= cfg.dynamics_warmup:
+            state["s"] = torch.where(teacher[:, None], s_true[:, k + 1], state["s"])
     return steps, kls
+
+
+def _feature_rollout(G: GameGANGenerator, s_true: torch.Tensor, a: torch.Tensor, warm: int,
+                     teacher: bool) -> torch.Tensor:
+    """What an agent sees after each of the L - 1 steps, [s, h] (B, L - 1, D + H): in the
+    game (``teacher``: the true encodings fed, z at the prior's mean, as
+    ``GameGANDream.observe``) or in a dream (the engine's own encodings fed back after the
+    first ``warm`` true ones, z drawn from the prior; not detached)."""
+    state = G.initial_from_encoding(s_true[:, 0])
+    out = []
+    for k in range(s_true.shape[1] - 1):
+        z = torch.randn(len(s_true), G.cfg.z_dim, device=s_true.device)
+        state, inputs = G.advance(state, a[:, k], torch.zeros_like(z) if teacher else z)
+        state["s"] = s_true[:, k + 1] if teacher or k + 1 < warm else inputs[-1]
+        out.append(torch.cat([state["s"], state["h"]], -1))
+    return torch.stack(out, 1)
 
 
 @torch.no_grad()
@@ -649,6 +717,109 @@ def _noise(net: GameGANGenerator, windows: DynamicsWindows, seed: int) -> dict[s
     return {"std": [round(float(v), 6) for v in std]}
 
 
+@dataclass
+class GameGANRun:
+    """What a GameGAN recipe's stages share once the data are collected: the configs read
+    from the recipe, the episodes, the held-out split and the game-variable scale. Its
+    :meth:`refit` is one iterative round's refit, also callable on a finished run folder
+    with other settings (``benchmarks/gamegan_refit.py``)."""
+
+    r: dict[str, Any]
+    run_dir: Path
+    episodes: Episodes
+    scale: float
+    net_cfg: GameGANConfig
+    tcfg: GameGANTrainConfig
+    extra: GameGANRecipe
+    hcfg: EpisodeHeadsConfig | None
+    train_ids: np.ndarray
+    held_ids: np.ndarray
+
+    @classmethod
+    def load(cls, r: dict[str, Any], run_dir: Path) -> GameGANRun:
+        seed = r.get("seed", 0)
+        episodes = load_episodes(run_dir / "data")
+        section = r.get("gamegan", {})
+        extra = pick(GameGANRecipe, section)
+        scale = extra.gamevar_scale or (float(max(1.0, np.abs(episodes.gamevars).max()))
+                                        if episodes.gamevars.size else 1.0)
+        game = get_game(r["game"])
+        net_cfg = pick(GameGANConfig, section, action_dim=game.action_dim,
+                       gamevars=episodes.gamevars.shape[1])
+        tcfg = pick(GameGANTrainConfig, section, seed=seed)
+        held = np.random.default_rng(seed).random(len(episodes.lengths)) < tcfg.holdout
+        hcfg = pick(EpisodeHeadsConfig, r["heads"], seed=seed) if "heads" in r else None
+        return cls(r, run_dir, episodes, scale, net_cfg, tcfg, extra, hcfg,
+                   np.flatnonzero(~held), np.flatnonzero(held))
+
+    @property
+    def seed(self) -> int:
+        return self.r.get("seed", 0)
+
+    @property
+    def game(self) -> str:
+        return get_game(self.r["game"]).name
+
+    @property
+    def final(self) -> Path:
+        """The trained generator (the ``gamegan`` stage's output)."""
+        return self.run_dir / "gamegan" / "final.safetensors"
+
+    def windows(self, eps: Episodes, ids: np.ndarray, stream: int = 0) -> WindowSampler:
+        return WindowSampler(eps, self.game, self.tcfg.seq_len, self.scale,
+                             self.net_cfg.done_window,
+                             np.random.default_rng(self.seed + stream), ids)
+
+    def heads(self, net: GameGANGenerator, eps: Episodes, ids: np.ndarray, out: Path
+              ) -> dict[str, Any] | None:
+        if self.hcfg is None:
+            return None
+        return _heads(net, eps, self.game, ids, self.held_ids, self.scale, self.hcfg, out)
+
+    def export(self, net: GameGANGenerator, heads_dir: Path, heads_report: dict | None,
+               noise_std: list[float] | None, to: list[Path]) -> None:
+        heads = None
+        if self.hcfg is not None and heads_report is not None:
+            heads = EpisodeHeads(heads_report["inputs"], self.net_cfg.gamevars, self.hcfg)
+            heads.load_state_dict(load_tensors(heads_dir / "heads.safetensors"))
+        noise = torch.tensor(noise_std) if noise_std is not None else None
+        for d in to:
+            GameGANDream(self.game, net, self.scale, heads, noise, self.extra.features).save(d)
+
+    def refit(self, k: int, rdir: Path, export_to: list[Path], **overrides: Any
+              ) -> dict[str, Any]:
+        """Round k's refit: the dynamics engine and memory fitted again on all real data
+        so far (``[iterate]``'s steps and learning rate; ``overrides`` replace any other
+        :class:`GameGANTrainConfig` field), starting from the trained generator's, then the
+        episode heads and the encoding noise; written to ``rdir``, the dream exported to
+        each of ``export_to``."""
+        icfg = pick(GameGANIterateConfig, self.r["iterate"], seed=self.seed)
+        eps = concat_episodes([self.episodes, *round_episodes(self.run_dir, k)])
+        ids = np.concatenate([self.train_ids, np.arange(len(self.episodes.lengths),
+                                                        len(eps.lengths))])
+        G = GameGANGenerator(self.net_cfg)
+        G.load_state_dict(load_tensors(self.final))
+        rcfg = dataclasses.replace(self.tcfg, dynamics_steps=icfg.dynamics_steps,
+                                   dynamics_lr=icfg.dynamics_lr, seed=self.seed + k)
+        rcfg = dataclasses.replace(rcfg, **overrides)
+        writer = make_writer(rdir / "dynamics", rcfg)
+        dyn = DynamicsWindows(G, self.windows(eps, ids), rcfg)  # encodes every frame once
+        _pretrain_dynamics(G, dyn, rcfg, writer)
+        writer.close()
+        G.eval()
+        report: dict[str, Any] = {"real_frames_total": int(eps.lengths.sum())}
+        heads = self.heads(G, eps, ids, rdir)
+        if heads is not None:
+            report["heads"] = heads
+        if self.extra.encoding_noise:
+            # the encoder is frozen: the refit's encodings serve the noise too
+            report["encoding_noise"] = _noise(G, dyn, self.seed + k)
+        save_tensors(rdir / "gamegan.safetensors", G.state_dict())
+        self.export(G, rdir, report.get("heads"),
+                    report.get("encoding_noise", {}).get("std"), export_to)
+        return report
+
+
 def run_stages(r: dict[str, Any], run_dir: Path, stages, device: torch.device) -> Path:
     """Collect (the same stage and data format as World Models'), train, export, then the
     controller, World Models' iterative rounds (``[iterate]``) and the evaluation exactly as
@@ -657,60 +828,34 @@ def run_stages(r: dict[str, Any], run_dir: Path, stages, device: torch.device) -
     data_dir, model_dir = run_dir / "data", run_dir / "model"
     ccfg = pick(CollectConfig, r["collect"], game=r["game"], seed=seed)
     stages.run("collect", lambda: {"frames": collect(ccfg, data_dir)})
-    episodes = load_episodes(data_dir)
-    section = r.get("gamegan", {})
-    extra = pick(GameGANRecipe, section)
-    scale = extra.gamevar_scale or (float(max(1.0, np.abs(episodes.gamevars).max()))
-                                    if episodes.gamevars.size else 1.0)
-    game = get_game(r["game"])
-    net_cfg = pick(GameGANConfig, section, action_dim=game.action_dim,
-                   gamevars=episodes.gamevars.shape[1])
-    tcfg = pick(GameGANTrainConfig, section, seed=seed)
+    run = GameGANRun.load(r, run_dir)
+    episodes, tcfg, extra = run.episodes, run.tcfg, run.extra
     d_cfg = pick(DiscriminatorConfig, r.get("discriminators", {}))
-    final = run_dir / "gamegan" / "final.safetensors"
-    held = np.random.default_rng(seed).random(len(episodes.lengths)) < tcfg.holdout
-    train_ids, held_ids = np.flatnonzero(~held), np.flatnonzero(held)
-
-    def windows(eps: Episodes, ids: np.ndarray, stream: int = 0) -> WindowSampler:
-        return WindowSampler(eps, game.name, tcfg.seq_len, scale, net_cfg.done_window,
-                             np.random.default_rng(seed + stream), ids)
 
     def train_stage():
-        test = windows(episodes, held_ids, stream=1) if held.any() else None
+        test = run.windows(episodes, run.held_ids, stream=1) if len(run.held_ids) else None
         limit = extra.time_limit_minutes * 60 if extra.time_limit_minutes else None
-        net = train_gamegan(windows(episodes, train_ids), test, net_cfg, d_cfg, tcfg,
-                            run_dir / "gamegan", device, limit)
+        net = train_gamegan(run.windows(episodes, run.train_ids), test, run.net_cfg, d_cfg,
+                            tcfg, run_dir / "gamegan", device, limit)
         if load_json(run_dir / "gamegan" / "ckpt" / "progress.json")["step"] < tcfg.steps:
             raise SystemExit(f"[recipe] gamegan: stopped at the time limit; run the same "
                              f"command again to resume from {run_dir / 'gamegan' / 'ckpt'}.")
-        save_tensors(final, net.state_dict())
+        save_tensors(run.final, net.state_dict())
         return {"steps": tcfg.steps}
 
     stages.run("gamegan", train_stage)
-    hcfg = pick(EpisodeHeadsConfig, r["heads"], seed=seed) if "heads" in r else None
-
-    def export(net: GameGANGenerator, heads_dir: Path, heads_report: dict | None,
-               noise_std: list[float] | None, to: list[Path]) -> None:
-        heads = None
-        if hcfg is not None and heads_report is not None:
-            heads = EpisodeHeads(heads_report["inputs"], net_cfg.gamevars, hcfg)
-            heads.load_state_dict(load_tensors(heads_dir / "heads.safetensors"))
-        noise = torch.tensor(noise_std) if noise_std is not None else None
-        for d in to:
-            GameGANDream(game.name, net, scale, heads, noise, extra.features).save(d)
-
-    net = GameGANGenerator(net_cfg)
-    net.load_state_dict(load_tensors(final))
-    if hcfg is not None:  # reward, done and game variables from whole episodes (heads.py)
-        stages.run("heads", lambda: _heads(net, episodes, game.name, train_ids, held_ids,
-                                           scale, hcfg, run_dir / "gamegan"))
+    net = GameGANGenerator(run.net_cfg)
+    net.load_state_dict(load_tensors(run.final))
+    if run.hcfg is not None:  # reward, done and game variables from whole episodes (heads.py)
+        stages.run("heads", lambda: run.heads(net, episodes, run.train_ids,
+                                              run_dir / "gamegan"))
     if extra.encoding_noise:
         stages.run("encoding_noise", lambda: _noise(
-            net, DynamicsWindows(net, windows(episodes, train_ids), tcfg), seed))
+            net, DynamicsWindows(net, run.windows(episodes, run.train_ids), tcfg), seed))
 
     def export_first() -> None:  # once: a rerun must not put it back over a round's dream
-        export(net, run_dir / "gamegan", stages.done.get("heads"),
-               stages.done.get("encoding_noise", {}).get("std"), [model_dir])
+        run.export(net, run_dir / "gamegan", stages.done.get("heads"),
+                   stages.done.get("encoding_noise", {}).get("std"), [model_dir])
         save_contexts(episodes, model_dir, pick(ContextConfig, r.get("context", {})).count,
                       seed)
 
@@ -719,33 +864,9 @@ def run_stages(r: dict[str, Any], run_dir: Path, stages, device: torch.device) -
         ctrl_cfg = controller_stage(r, run_dir, model_dir, stages, device)
         icfg = pick(GameGANIterateConfig, r["iterate"], seed=seed) if "iterate" in r else None
         for k in range(1, icfg.rounds + 1 if icfg else 1):
-
-            def refit(k: int = k) -> dict[str, Any]:
-                rdir = run_dir / f"round{k}"
-                eps = concat_episodes([episodes, *round_episodes(run_dir, k)])
-                ids = np.concatenate([train_ids, np.arange(len(episodes.lengths),
-                                                           len(eps.lengths))])
-                G = GameGANGenerator(net_cfg)
-                G.load_state_dict(load_tensors(final))
-                rcfg = dataclasses.replace(tcfg, dynamics_steps=icfg.dynamics_steps,
-                                           dynamics_lr=icfg.dynamics_lr, seed=seed + k)
-                writer = make_writer(rdir / "dynamics", rcfg)
-                dyn = DynamicsWindows(G, windows(eps, ids), rcfg)  # encodes every frame once
-                _pretrain_dynamics(G, dyn, rcfg, writer)
-                writer.close()
-                G.eval()
-                report = {"real_frames_total": int(eps.lengths.sum())}
-                if hcfg is not None:
-                    report["heads"] = _heads(G, eps, game.name, ids, held_ids, scale, hcfg,
-                                             rdir)
-                if extra.encoding_noise:
-                    # the encoder is frozen: the refit's encodings serve the noise too
-                    report["encoding_noise"] = _noise(G, dyn, seed + k)
-                save_tensors(rdir / "gamegan.safetensors", G.state_dict())
-                export(G, rdir, report.get("heads"),
-                       report.get("encoding_noise", {}).get("std"), [model_dir, rdir / "model"])
-                return report
-
-            run_round(k, icfg, run_dir, model_dir, "dynamics", refit, ctrl_cfg, stages, device)
+            rdir = run_dir / f"round{k}"
+            run_round(k, icfg, run_dir, model_dir, "dynamics",
+                      lambda k=k, rdir=rdir: run.refit(k, rdir, [model_dir, rdir / "model"]),
+                      ctrl_cfg, stages, device)
         final_stages(r, run_dir, model_dir, stages, device)
     return model_dir
