@@ -526,7 +526,8 @@ def _pretrain_dynamics(G: GameGANGenerator, windows: DynamicsWindows, cfg: GameG
                 real = _feature_rollout(G, s, a, w, teacher=True)[:, w - 1:]
             fake, act = _feature_rollout(G, s, a, w, teacher=False)[:, w - 1:], a[:, w - 1:]
             if critic is None:  # standardised by the game's side of the first batch
-                critic = EncodingCritic(real.flatten(0, 1).mean(0), real.flatten(0, 1).std(0),
+                flat = real.flatten(0, 1)
+                critic = EncodingCritic(flat.mean(0), flat.std(0),
                                         torch.diff(real, dim=1).flatten(0, 1).std(0),
                                         G.cfg.action_dim).to(s.device)
                 c_opt = torch.optim.Adam(critic.parameters(), lr=cfg.dynamics_critic_lr,
