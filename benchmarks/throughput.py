@@ -2,6 +2,7 @@
 
     python benchmarks/throughput.py                   # all cores torch is allowed
     python benchmarks/throughput.py --threads 1       # one core, like the real game
+    python benchmarks/throughput.py --device cuda     # the batched rows and the peak on a GPU
 
 Prints a table and writes JSON: real-game steps/s (random actions), single dream env
 steps/s (latent and pixels, each timed in windows alternating with the real game's, whose
@@ -19,6 +20,9 @@ convolutions, run for the count on torch's matmuls, which the counter sees), so 
 family is measured the same way; zero padding a model adds for speed (World Models'
 ``head_align``) is not counted. The peak is the faster of MKL and oneDNN. The last column is the
 ceiling: the dream's steps/s if its FLOPs ran at the peak, over the real game's.
+``--device cuda`` runs the batched dreams and the matmul peak on that device (the lone
+dream and the real game stay on the CPU, as an agent stepping one env would have them);
+its rows' memory column is then the device memory the N dreams hold.
 """
 
 from __future__ import annotations
@@ -45,18 +49,26 @@ from dream_gym.envs.vector import DreamVectorEnv
 from dream_gym.games import get_game
 from dream_gym.world_models.model import HAS_ONEDNN, onednn_linear
 
+CPU = torch.device("cpu")
+
 
 class MatmulPeak:
     """Float32 FLOP/s of an n x n matrix multiply (the machine's practical peak), by the
     faster of the two CPU matmul libraries torch ships: MKL (``torch.mm``) and oneDNN (the
     linear World Models' batched step uses, :func:`onednn_linear`), picked by a short race."""
 
-    def __init__(self, n: int = 2048) -> None:
+    def __init__(self, n: int = 2048, device: torch.device = CPU) -> None:
         self.n = n
-        self.a, self.b, self.c = torch.randn(n, n), torch.randn(n, n), torch.empty(n, n)
-        kernels = {"mkl": lambda: torch.mm(self.a, self.b, out=self.c)}
-        if self.a.is_cpu and HAS_ONEDNN:
-            kernels["onednn"] = lambda: onednn_linear(self.a, self.b, None)
+        self.a, self.b, self.c = (torch.randn(n, n, device=device),
+                                  torch.randn(n, n, device=device),
+                                  torch.empty(n, n, device=device))
+        if self.a.is_cpu:
+            kernels = {"mkl": lambda: torch.mm(self.a, self.b, out=self.c)}
+            if HAS_ONEDNN:
+                kernels["onednn"] = lambda: onednn_linear(self.a, self.b, None)
+        else:  # a GPU's matmuls are asynchronous: a step ends when the device has done it
+            kernels = {device.type: lambda: (torch.mm(self.a, self.b, out=self.c),
+                                             torch.cuda.synchronize(device))}
         best = dict.fromkeys(kernels, float("inf"))
         for _ in range(4):  # interleaved, so both see the machine's drift
             for k, f in kernels.items():
@@ -194,13 +206,23 @@ def rss_mib() -> float:
     return float("nan")
 
 
+def memory_mib(device: torch.device) -> float:
+    """What the process holds where the dreams live: resident memory on the CPU, tensors
+    allocated on a GPU."""
+    if device.type == "cuda":
+        return torch.cuda.memory_allocated(device) / 2**20
+    return rss_mib()
+
+
 def batched(model_name: str, n: int, seconds: float, peak: MatmulPeak,
-            obs_type: str = "latent", screen_size: int | None = None) -> dict:
-    before = rss_mib()
-    venv = DreamVectorEnv(n, model=model_name, obs_type=obs_type, screen_size=screen_size)
+            obs_type: str = "latent", screen_size: int | None = None,
+            device: torch.device = CPU) -> dict:
+    before = memory_mib(device)
+    venv = DreamVectorEnv(n, model=model_name, obs_type=obs_type, screen_size=screen_size,
+                          device=str(device))
     venv.reset(seed=0)
     venv.action_space.seed(0)
-    action = torch.from_numpy(venv.action_space.sample())
+    action = torch.from_numpy(venv.action_space.sample()).to(device)
     model, state = venv.model, venv._core.state
     # counted on two rows: a lone dream's step runs outside torch (world_models.lone_step)
     two = select_rows(state, torch.zeros(2, dtype=torch.long))
@@ -210,14 +232,14 @@ def batched(model_name: str, n: int, seconds: float, peak: MatmulPeak,
     if obs_type == "pixels":  # and each step decodes every dream's frame
         per_step += flops(lambda: model.render(two)) / 2
 
-    def step() -> int:
+    def step() -> int:  # returns observations on the host: a GPU step is done when it returns
         venv.step(venv.action_space.sample())
         return n
 
     rate, peak_flops = timed(step, seconds, beside=peak)
     out = {"steps_per_s": rate, "flops_per_step": per_step, "flops_per_s": per_step * rate,
-           "matmul_peak_flops": peak_flops, "rss_mib": rss_mib(),
-           "rss_added_mib": rss_mib() - before}
+           "matmul_peak_flops": peak_flops, "rss_mib": memory_mib(device),
+           "rss_added_mib": memory_mib(device) - before}
     venv.close()
     return out
 
@@ -244,15 +266,23 @@ def main() -> None:
                    help="screen_size of the batched pixel rows at an agent's resolution")
     p.add_argument("--seconds", type=float, default=5.0, help="time per measurement")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: all)")
+    p.add_argument("--device", default="cpu",
+                   help="torch device of the batched dreams and the matmul peak: cpu, cuda, ...")
     p.add_argument("--out", default="benchmarks/results/throughput.json")
     args = p.parse_args()
+    device = torch.device(args.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise SystemExit(f"--device {args.device}: torch sees no CUDA device here "
+                         f"(torch {torch.__version__}); leave --device out to measure the CPU")
     if args.threads:
         torch.set_num_threads(args.threads)
     spec = gym.spec(args.env)
     model_name, game = spec.kwargs["model"], spec.kwargs["game"]
 
-    peak = MatmulPeak()
-    res: dict = {"env": args.env, "threads": torch.get_num_threads(),
+    peak = MatmulPeak(device=device)
+    res: dict = {"env": args.env, "threads": torch.get_num_threads(), "device": str(device),
+                 "device_name": (torch.cuda.get_device_name(device) if device.type == "cuda"
+                                 else cpu_name()),
                  "matmul_peak_library": peak.library, "matmul_race_flops": peak.race_flops,
                  "cpu": cpu_name(), "cpu_capability": torch.backends.cpu.get_cpu_capability(),
                  "torch": torch.__version__}
@@ -265,12 +295,14 @@ def main() -> None:
     real_env.close()
     res["single_pixels_breakdown"] = pixel_breakdown(gym.make(args.env), args.seconds)
     res["lone_weight_read"] = weight_read(gym.make(args.env, obs_type="latent"))
-    res["batched"] = {str(n): batched(model_name, n, args.seconds, peak) for n in args.sizes}
-    res["batched_pixels"] = {str(n): batched(model_name, n, args.seconds, peak, "pixels")
+    res["batched"] = {str(n): batched(model_name, n, args.seconds, peak, device=device)
+                      for n in args.sizes}
+    res["batched_pixels"] = {str(n): batched(model_name, n, args.seconds, peak, "pixels",
+                                             device=device)
                              for n in args.pixel_sizes}
     res["agent_size"] = args.agent_size
     res["batched_agent_pixels"] = {
-        str(n): batched(model_name, n, args.seconds, peak, "pixels", args.agent_size)
+        str(n): batched(model_name, n, args.seconds, peak, "pixels", args.agent_size, device)
         for n in args.pixel_sizes}
     parts = ("batched", "batched_pixels", "batched_agent_pixels")
     res["matmul_peak_flops"] = max(b["matmul_peak_flops"] for part in parts
@@ -278,11 +310,13 @@ def main() -> None:
     res["max_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
     real, peak = res["real_steps_per_s"], res["matmul_peak_flops"]
-    print(f"\n{args.env} on {res['threads']} torch thread(s); matmul peak "
+    where = "" if device.type == "cpu" else f", batched rows on {res['device_name']}"
+    print(f"\n{args.env} on {res['threads']} torch thread(s){where}; matmul peak "
           f"{peak / 1e9:.1f} GFLOP/s ({res['matmul_peak_library']}, 2048 x 2048, best window; "
           "% peak below uses the peak measured in "
           "windows alternating with that row's)")
-    print(f"{'what':<28}{'steps/s':>12}{'x real':>9}{'% peak':>8}{'RSS MiB':>9}"
+    mem = "RSS MiB" if device.type == "cpu" else "dev MiB"
+    print(f"{'what':<28}{'steps/s':>12}{'x real':>9}{'% peak':>8}{mem:>9}"
           f"{'x real at 100% peak':>21}")
     print(f"{'real ' + get_game(game).env_id:<28}{real:>12,.0f}{1:>9.1f}")
     for kind in ("latent", "pixels"):
