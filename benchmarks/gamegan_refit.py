@@ -50,7 +50,8 @@ def main() -> None:
                    help="the recipe that run was made with")
     p.add_argument("--round", type=int, default=2, help="refit on the data of rounds 1..K")
     p.add_argument("--out", type=Path, required=True)
-    p.add_argument("--set", nargs="*", default=[], metavar="FIELD=VALUE")
+    p.add_argument("--set", nargs="+", action="extend", default=[], metavar="FIELD=VALUE",
+                   help="replace a [gamegan] training setting; repeat or list several")
     args = p.parse_args()
     overrides = parse_settings(args.set)
     r = load_recipe(args.recipe)
