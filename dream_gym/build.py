@@ -240,13 +240,16 @@ def _toml(recipe: dict[str, Any]) -> str:
 def build(env: str | Callable[[], gym.Env], name: str | None = None, *,
           config: BuildConfig | None = None, out: str | Path | None = None,
           runs_root: str | Path = "runs", policy: PolicyFactory | None = None,
-          video: bool = True, command: str | None = None) -> Path:
+          video: bool = True, command: str | None = None,
+          device: str | torch.device | None = None) -> Path:
     """Build a dream of ``env`` (a Gymnasium id, or a constructor with ``name``); returns
     the model folder. ``policy`` collects the data instead of random held actions: it is
     called as ``policy(rng, game, max_hold)`` per episode and returns ``screen -> action``.
     Rerun the same call to resume an interrupted build (its run folder is
     ``runs_root/<name>``). ``command``: how the card says this build was run (default: the
-    ``dream-gym build`` line of an id)."""
+    ``dream-gym build`` line of an id). ``device``: where the models train (default: cuda
+    when torch sees one). After :func:`dream_gym.cluster.init` (the CLI's ``--ray``),
+    collection, CMA-ES and the real scores run on the Ray cluster, with the same results."""
     from dream_gym.families import get_family
     from dream_gym.registration import register_dream, user_zoo
     from dream_gym.training.common import default_device
@@ -270,7 +273,8 @@ def build(env: str | Callable[[], gym.Env], name: str | None = None, *,
     print(f"[build] recipe {recipe_path}: {recipe['collect']['episodes']} episodes, V "
           f"{recipe['vae']['steps']} steps, M {recipe['mdnrnn']['steps']} steps, CMA-ES "
           f"{recipe['controller']['time_limit_minutes']:g} min")
-    family, device = get_family(cfg.family), default_device()
+    family = get_family(cfg.family)
+    device = torch.device(device) if device is not None else default_device()
     # data, V and M first; then the temperature at which random play in the dream lasts and
     # scores as it did in the real data; then CMA-ES at that temperature and the real score
     model_dir = family.run_stages({k: v for k, v in recipe.items()

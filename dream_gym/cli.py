@@ -76,8 +76,10 @@ def _cmd_build(args: argparse.Namespace) -> int:
 
     cfg = BuildConfig(minutes=args.minutes, family=args.family, episodes=args.episodes,
                       seed=args.seed)
+    _cluster(args)
     try:
-        build(args.env_id, args.name, config=cfg, out=args.out, runs_root=args.runs)
+        build(args.env_id, args.name, config=cfg, out=args.out, runs_root=args.runs,
+              device=args.device)
     except (NotDreamable, UnsupportedFamily) as e:
         print(f"dream-gym build: {e}", file=sys.stderr)
         return 2
@@ -204,6 +206,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default=None, help="model folder (default: $DREAM_GYM_MODELS/"
                    "<name>, else dreams/<name>)")
     p.add_argument("--runs", default="runs", help="where data, logs and checkpoints go")
+    _add_scale_out(p)
     p.set_defaults(fn=_cmd_build)
 
     p = sub.add_parser("evolve", help="evolve a controller with CMA-ES inside a model's dream "

@@ -15,7 +15,11 @@ the work is split at those boundaries (``tests/test_cluster.py`` checks it bit f
 
 Model folders and data paths are read by the workers: on several machines they must be on
 storage every node sees (a zoo name works everywhere dream-gym is installed). Shards come back
-to the driver, which writes them.
+to the driver, which writes them. Each call carries the driver's registry entry of its game
+(:func:`dream_gym.games.register_game`), which the worker registers before it plays: a game
+registered at run time (``dream-gym build`` of a user's constructor, a script's own
+``register_game``) is known on the cluster too. Ray pickles it with cloudpickle: a constructor
+defined in a script is sent by value, one in a module must be importable on every node.
 """
 
 from __future__ import annotations
@@ -84,6 +88,23 @@ def workers() -> int:
     return _STATE["workers"]
 
 
+def _entry(game: str) -> Any:
+    """The driver's registry entry of ``game`` in the object store, sent with the calls (see
+    :func:`_know`; Ray hands the workers the entry itself; TakeCover's is about 1 MB)."""
+    from dream_gym.games.registry import get_entry
+
+    return _ray().put(get_entry(game))
+
+
+def _know(entry: Any) -> None:
+    """In a worker: register the driver's entry of a game (the driver's registry is the
+    truth; a worker's own import knows only the games dream-gym ships)."""
+    from dream_gym.games.registry import register_game
+
+    register_game(entry.spec, controller=entry.controller, policies=entry.policies,
+                  keymap=entry.keymap)
+
+
 def _chunks(n: int, parts: int) -> list[tuple[int, int]]:
     """[start, stop) of ``parts`` contiguous, near-equal pieces of range(n) (empty ones
     dropped)."""
@@ -98,27 +119,32 @@ class _GameWorker:
         self.envs: dict[str, Any] = {}
         self.models: dict[str, Any] = {}
 
-    def shard(self, cfg: Any, shard: int) -> tuple[int, list[dict[str, np.ndarray]]]:
+    def shard(self, cfg: Any, shard: int, entry: Any
+              ) -> tuple[int, list[dict[str, np.ndarray]]]:
         from dream_gym.data import shard_episodes
         from dream_gym.games import get_game
 
+        _know(entry)
         if cfg.game not in self.envs:
             self.envs[cfg.game] = get_game(cfg.game).make()
         return shard, shard_episodes(cfg, shard, self.envs[cfg.game])
 
-    def random(self, game: str, max_steps: int | None, episodes: int, seed: int,
+    def random(self, game: str, entry: Any, max_steps: int | None, episodes: int, seed: int,
                num_envs: int) -> list[float]:
         from dream_gym.evaluate import evaluate_random
 
+        _know(entry)
         return evaluate_random(game, episodes, seed, progress=False, num_envs=num_envs,
                                max_steps=max_steps, ray=False, processes=False)["returns"]
 
-    def controller(self, model: str, params: np.ndarray, hold: int, max_steps: int | None,
-                   episodes: int, seed: int, num_envs: int) -> list[float]:
+    def controller(self, model: str, entry: Any, params: np.ndarray, hold: int,
+                   max_steps: int | None, episodes: int, seed: int, num_envs: int
+                   ) -> list[float]:
         from dream_gym.agents.controller import LinearController
         from dream_gym.evaluate import evaluate_controller
         from dream_gym.zoo import load_model
 
+        _know(entry)
         if model not in self.models:
             self.models[model] = load_model(model)
         loaded = self.models[model]
@@ -140,7 +166,9 @@ def collect_shards(cfg: Any, shards: Sequence[int]):
     """Yields (shard, episodes) as the cluster's game actors finish them (any order)."""
     ray = _ray()
     actors = _game_workers()
-    pending = [actors[i % len(actors)].shard.remote(cfg, s) for i, s in enumerate(shards)]
+    entry = _entry(cfg.game)
+    pending = [actors[i % len(actors)].shard.remote(cfg, s, entry)
+               for i, s in enumerate(shards)]
     while pending:
         done, pending = ray.wait(pending, num_returns=1)
         yield ray.get(done[0])
@@ -162,7 +190,7 @@ def _scatter(method: str, episodes: int, seed: int, num_envs: int | None,
 def evaluate_random(game: str, episodes: int, seed: int, num_envs: int | None,
                     max_steps: int | None) -> list[float]:
     """:func:`dream_gym.evaluate.evaluate_random`'s returns, played on the cluster."""
-    return _scatter("random", episodes, seed, num_envs, game, max_steps)
+    return _scatter("random", episodes, seed, num_envs, game, _entry(game), max_steps)
 
 
 def evaluate_controller(model: str | Path, controller: Any, episodes: int, seed: int,
@@ -171,18 +199,19 @@ def evaluate_controller(model: str | Path, controller: Any, episodes: int, seed:
     :class:`~dream_gym.agents.controller.LinearController` on the model of folder (or zoo
     name) ``model``, played on the cluster."""
     params = controller.flat().cpu().numpy()
-    return _scatter("controller", episodes, seed, num_envs, str(model), params,
-                    controller.hold, max_steps)
+    return _scatter("controller", episodes, seed, num_envs, str(model),
+                    _entry(controller.game.name), params, controller.hold, max_steps)
 
 
 class _DreamWorker:
     """A Ray actor holding the dreams of one CMA-ES run: it rolls out its share of each
     generation's candidates in one batch."""
 
-    def __init__(self, model_dir: str, ensemble: list[str], cfg: Any) -> None:
+    def __init__(self, model_dir: str, ensemble: list[str], cfg: Any, entry: Any) -> None:
         from dream_gym.training.controller import _off_track_stop, load_dreams, starting_states
         from dream_gym.zoo import load_contexts
 
+        _know(entry)
         torch.set_num_threads(1)
         self.cfg = cfg
         self.models = load_dreams(model_dir, ensemble, torch.device("cpu"))
@@ -210,11 +239,13 @@ class DreamPool:
     contiguous share of the population; each actor's rows keep their global order, seeds
     and ensemble member, so the returns are those of one batched rollout in one process."""
 
-    def __init__(self, model_dir: str | Path, ensemble: Sequence[str | Path], cfg: Any) -> None:
+    def __init__(self, model_dir: str | Path, ensemble: Sequence[str | Path], cfg: Any,
+                 game: str) -> None:
         for actor in _STATE["actors"].pop("games", []):  # their CPUs, for the dream actors
             _ray().kill(actor)
         remote = _ray().remote(num_cpus=1)(_DreamWorker)
-        self.actors = [remote.remote(str(model_dir), [str(e) for e in ensemble], cfg)
+        entry = _entry(game)
+        self.actors = [remote.remote(str(model_dir), [str(e) for e in ensemble], cfg, entry)
                        for _ in range(workers())]
 
     def returns(self, params: np.ndarray, rollouts: int, context: torch.Tensor,

@@ -3,6 +3,7 @@ collection shards, real-game scores and a CMA-ES run (dream_gym.cluster)."""
 
 from __future__ import annotations
 
+import gymnasium as gym
 import numpy as np
 import pytest
 
@@ -13,7 +14,8 @@ from dream_gym.agents.controller import LinearController  # noqa: E402
 from dream_gym.checkpoint import load_json  # noqa: E402
 from dream_gym.data import CollectConfig, collect, shard_path  # noqa: E402
 from dream_gym.evaluate import evaluate_controller, evaluate_random  # noqa: E402
-from dream_gym.games import controller_mapping  # noqa: E402
+from dream_gym.games import controller_mapping, register_game  # noqa: E402
+from dream_gym.games.derive import game_from_env  # noqa: E402
 from dream_gym.training.controller import ControllerTrainConfig, train_in_dream  # noqa: E402
 from dream_gym.zoo import load_model  # noqa: E402
 
@@ -71,3 +73,45 @@ def test_cma_es_on_the_cluster_follows_the_same_search(tmp_path, two_workers):
     with pytest.raises(ValueError, match="explore"):
         train_in_dream("takecover", ControllerTrainConfig(explore=0.1, max_steps=10),
                        tmp_path / "x", "cpu", progress=False, ray=True)
+
+
+def test_a_game_registered_at_run_time_plays_on_the_cluster(tmp_path, two_workers):
+    """A user's game, registered in this process only (as ``build`` registers a constructor),
+    is known to the workers: its shards and random scores there are this process's."""
+
+    class Drift(gym.Env):  # defined here, so Ray sends the class by value
+        """A bright column drifts with the action; an episode lasts 10..30 steps."""
+
+        metadata = {"render_fps": 30}
+        observation_space = gym.spaces.Box(0, 255, (16, 16, 3), np.uint8)
+        action_space = gym.spaces.Discrete(3)
+
+        def reset(self, *, seed=None, options=None):
+            super().reset(seed=seed)
+            self.x, self.t = int(self.np_random.integers(16)), 0
+            self.end = int(self.np_random.integers(10, 31))
+            return self._obs(), {}
+
+        def _obs(self):
+            img = np.zeros((16, 16, 3), np.uint8)
+            img[:, self.x] = 255
+            return img
+
+        def step(self, action):
+            self.x = int(np.clip(self.x + int(action) - 1, 0, 15))
+            self.t += 1
+            return self._obs(), float(self.x == 8), self.t >= self.end, False, {}
+
+    register_game(game_from_env(Drift, "Drift"))
+    # workers=1: here in this process, as build collects (a spawned pool would not know Drift)
+    cfg = CollectConfig("Drift", episodes=4, episodes_per_shard=1, max_steps=40, seed=5,
+                        workers=1)
+    here, there = tmp_path / "here", tmp_path / "there"
+    assert collect(cfg, here, ray=False) == collect(cfg, there, ray=True) > 0
+    for shard in range(4):
+        a, b = np.load(shard_path(here, shard)), np.load(shard_path(there, shard))
+        for key in a.files:
+            np.testing.assert_array_equal(a[key], b[key], err_msg=f"shard {shard}: {key}")
+    r = [evaluate_random("Drift", 6, seed=9, progress=False, ray=ray)["returns"]
+         for ray in (False, True)]
+    assert r[0] == r[1] and len(set(r[0])) > 1

@@ -291,7 +291,7 @@ def train_in_dream(model_dir: str | Path, cfg: ControllerTrainConfig, run_dir: s
         if cfg.explore > 0:
             raise ValueError("CMA-ES on a Ray cluster draws no exploration noise (explore = "
                              f"{cfg.explore}): run it in one process, or set explore = 0.")
-        pool = cluster.DreamPool(model_dir, ensemble, cfg)
+        pool = cluster.DreamPool(model_dir, ensemble, cfg, models[0].game)
     model = models[0]
     ctx = load_contexts(model_dir)
     frames, actions = ctx["frames"], ctx["actions"]
