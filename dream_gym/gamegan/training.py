@@ -153,7 +153,8 @@ class GameGANTrainConfig:
     loss alone, without the posterior, did not teach the engine to draw one of the steps
     instead of their mean in 600 updates: the critic won.)"""
     dynamics_adversarial_len: int = 64
-    """Window length of those rollouts (the open loop back-propagated through every step)."""
+    """Window length of those rollouts (the open loop back-propagated through every step; at
+    most ``dynamics_seq_len``, the shortest episode the windows are drawn from)."""
     dynamics_critic_lr: float = 1e-3
     """(2e-4 left the critic at the hinge loss of chance for 70 updates on TakeCover.)"""
     freeze_encoder: bool = False
@@ -486,6 +487,9 @@ class DynamicsWindows:
         """(encodings (B, L, D), action features (B, L - 1, A)); L = ``length`` or
         ``dynamics_seq_len``."""
         ep, L = self.ep, length or self.cfg.dynamics_seq_len
+        if (length or 0) > self.cfg.dynamics_seq_len:  # self.ids: episodes that long, no longer
+            raise ValueError(f"Windows of {L} steps: at most dynamics_seq_len "
+                             f"({self.cfg.dynamics_seq_len}); raise it or shorten the window.")
         e = self.ids[rng.integers(len(self.ids), size=batch)]
         off = (rng.random(batch) * (ep.lengths[e] - L + 1)).astype(np.int64)
         off[rng.random(batch) < self.cfg.dynamics_start_share] = 0  # where every dream starts
