@@ -148,10 +148,11 @@ class GameGANTrainConfig:
     under the same actions; the official GameGAN also trains its engine adversarially.
     Fitted by squared error alone, the engine's state in its own dream parts from its state
     in the game, and a controller evolved in that dream decides otherwise in the game after
-    about 50 steps (``benchmarks/decision_drift.py``). Measured: TakeCover card, "GameGAN:
-    an adversarial refit". (In a toy world whose encoding steps +u or -u at random, this
-    loss alone, without the posterior, did not teach the engine to draw one of the steps
-    instead of their mean in 600 updates: the critic won.)"""
+    about 50 steps (``benchmarks/decision_drift.py``). Measured (TakeCover card, "GameGAN:
+    an adversarial refit"): one of five refits with it gave a controller that beats random;
+    the critic's game is won or lost by chance across seeds. (In a toy world whose encoding
+    steps +u or -u at random, this loss alone, without the posterior, did not teach the
+    engine to draw one of the steps instead of their mean in 600 updates: the critic won.)"""
     dynamics_adversarial_len: int = 64
     """Window length of those rollouts (the open loop back-propagated through every step; at
     most ``dynamics_seq_len``, the shortest episode the windows are drawn from)."""
