@@ -150,7 +150,7 @@ class GameGANTrainConfig:
     Fitted by squared error alone, the engine's state in its own dream parts from its state
     in the game, and a controller evolved in that dream decides otherwise in the game after
     about 50 steps (``benchmarks/decision_drift.py``). Measured (TakeCover card, "GameGAN:
-    an adversarial refit"): one of five refits with it gave a controller that beats random;
+    an adversarial refit"): one of four refits with it gave a controller that beats random;
     the critic's game is won or lost by chance across seeds. (In a toy world whose encoding
     steps +u or -u at random, this loss alone, without the posterior, did not teach the
     engine to draw one of the steps instead of their mean in 600 updates: the critic won.)"""
