@@ -129,12 +129,12 @@ class _GameWorker:
             self.envs[cfg.game] = get_game(cfg.game).make()
         return shard, shard_episodes(cfg, shard, self.envs[cfg.game])
 
-    def random(self, game: str, entry: Any, max_steps: int | None, episodes: int, seed: int,
+    def random(self, entry: Any, max_steps: int | None, episodes: int, seed: int,
                num_envs: int) -> list[float]:
         from dream_gym.evaluate import evaluate_random
 
         _know(entry)
-        return evaluate_random(game, episodes, seed, progress=False, num_envs=num_envs,
+        return evaluate_random(entry.spec.name, episodes, seed, progress=False, num_envs=num_envs,
                                max_steps=max_steps, ray=False, processes=False)["returns"]
 
     def controller(self, model: str, entry: Any, params: np.ndarray, hold: int,
@@ -190,7 +190,7 @@ def _scatter(method: str, episodes: int, seed: int, num_envs: int | None,
 def evaluate_random(game: str, episodes: int, seed: int, num_envs: int | None,
                     max_steps: int | None) -> list[float]:
     """:func:`dream_gym.evaluate.evaluate_random`'s returns, played on the cluster."""
-    return _scatter("random", episodes, seed, num_envs, game, _entry(game), max_steps)
+    return _scatter("random", episodes, seed, num_envs, _entry(game), max_steps)
 
 
 def evaluate_controller(model: str | Path, controller: Any, episodes: int, seed: int,
