@@ -154,7 +154,7 @@ def plan_recipe(spec: GameSpec, cfg: BuildConfig, name: str, env_id: str | None,
     recipe: dict[str, Any] = {
         "name": name, "game": spec.name, "family": cfg.family, "seed": cfg.seed,
         "collect": {"episodes": episodes, "episodes_per_shard": max(1, min(20, episodes // 4)),
-                    "workers": 1, "max_hold": 12, "max_steps": cap, "policy": policy},
+                    "workers": 0, "max_hold": 12, "max_steps": cap, "policy": policy},
         "vae": {"z_dim": cfg.z_dim, "kl_free_bits": 0.5, "steps": vae_steps,
                 "batch_size": 100, "lr": 1e-3},
         "mdnrnn": {"latent": "mean", "hidden": cfg.hidden, "gaussians": 5, "done_window": 30,

@@ -99,10 +99,9 @@ def _entry(game: str) -> Any:
 def _know(entry: Any) -> None:
     """In a worker: register the driver's entry of a game (the driver's registry is the
     truth; a worker's own import knows only the games dream-gym ships)."""
-    from dream_gym.games.registry import register_game
+    from dream_gym.games.registry import register_entry
 
-    register_game(entry.spec, controller=entry.controller, policies=entry.policies,
-                  keymap=entry.keymap)
+    register_entry(entry)
 
 
 def _chunks(n: int, parts: int) -> list[tuple[int, int]]:

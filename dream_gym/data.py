@@ -14,12 +14,14 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+import cloudpickle
 import numpy as np
 from tqdm import tqdm
 
 from dream_gym import cluster
 from dream_gym.explore import random_held_actions
-from dream_gym.games import GameSpec, collection_policy, get_game
+from dream_gym.games import GameSpec, collection_policy, get_entry, get_game
+from dream_gym.games.registry import register_entry
 
 __all__ = ["CollectConfig", "Episodes", "collect", "load_episodes", "save_contexts",
            "random_held_actions", "shard_episodes", "shard_path",
@@ -132,6 +134,13 @@ def _write_shard(task: tuple[CollectConfig, str, int]) -> int:
     return write_shard(shard_episodes(cfg, shard), shard_path(out_dir, shard))
 
 
+def _adopt(entry: bytes) -> None:
+    """Collection worker's initializer: register the parent's entry of the game, sent
+    cloudpickled as Gymnasium's AsyncVectorEnv sends env constructors, so that a game
+    registered at run time (``register_game``, ``dream-gym build``) collects here too."""
+    register_entry(cloudpickle.loads(entry))
+
+
 def write_shard(episodes: list[dict[str, np.ndarray]], path: str | Path) -> int:
     """Write whole episodes (dicts of per-step arrays) as one shard, atomically; returns the
     number of transitions written."""
@@ -170,7 +179,8 @@ def collect(cfg: CollectConfig, out_dir: str | Path, ray: bool | None = None) ->
                 _write_shard(t)
                 bar.update()
         else:
-            with mp.get_context("spawn").Pool(workers) as pool:
+            entry = cloudpickle.dumps(get_entry(cfg.game))
+            with mp.get_context("spawn").Pool(workers, _adopt, (entry,)) as pool:
                 for _ in pool.imap_unordered(_write_shard, tasks):
                     bar.update()
     return int(sum(np.load(p)["lengths"].sum() for p in sorted(out.glob("shard_*.npz"))))

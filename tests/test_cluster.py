@@ -3,7 +3,6 @@ collection shards, real-game scores and a CMA-ES run (dream_gym.cluster)."""
 
 from __future__ import annotations
 
-import gymnasium as gym
 import numpy as np
 import pytest
 
@@ -75,35 +74,12 @@ def test_cma_es_on_the_cluster_follows_the_same_search(tmp_path, two_workers):
                        tmp_path / "x", "cpu", progress=False, ray=True)
 
 
-def test_a_game_registered_at_run_time_plays_on_the_cluster(tmp_path, two_workers):
+def test_a_game_registered_at_run_time_plays_on_the_cluster(tmp_path, two_workers, drift_env):
     """A user's game, registered in this process only (as ``build`` registers a constructor),
     is known to the workers: its shards and random scores there are this process's."""
 
-    class Drift(gym.Env):  # defined here, so Ray sends the class by value
-        """A bright column drifts with the action; an episode lasts 10..30 steps."""
-
-        metadata = {"render_fps": 30}
-        observation_space = gym.spaces.Box(0, 255, (16, 16, 3), np.uint8)
-        action_space = gym.spaces.Discrete(3)
-
-        def reset(self, *, seed=None, options=None):
-            super().reset(seed=seed)
-            self.x, self.t = int(self.np_random.integers(16)), 0
-            self.end = int(self.np_random.integers(10, 31))
-            return self._obs(), {}
-
-        def _obs(self):
-            img = np.zeros((16, 16, 3), np.uint8)
-            img[:, self.x] = 255
-            return img
-
-        def step(self, action):
-            self.x = int(np.clip(self.x + int(action) - 1, 0, 15))
-            self.t += 1
-            return self._obs(), float(self.x == 8), self.t >= self.end, False, {}
-
-    register_game(game_from_env(Drift, "Drift"))
-    # workers=1: here in this process, as build collects (a spawned pool would not know Drift)
+    register_game(game_from_env(drift_env, "Drift"))
+    # workers=1: here in this process (tests/test_data.py checks a spawned pool's shards)
     cfg = CollectConfig("Drift", episodes=4, episodes_per_shard=1, max_steps=40, seed=5,
                         workers=1)
     here, there = tmp_path / "here", tmp_path / "there"

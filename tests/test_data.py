@@ -5,8 +5,25 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from dream_gym.data import CollectConfig, collect, load_episodes
+from dream_gym.data import CollectConfig, collect, load_episodes, shard_path
+from dream_gym.games import register_game
+from dream_gym.games.derive import game_from_env
 from dream_gym.motion import strafe_from_spawn
+
+
+def test_a_game_registered_at_run_time_collects_in_worker_processes(tmp_path, drift_env):
+    """A user's game, registered in this process only (as ``build`` registers a constructor),
+    is known to the spawned collection workers: their shards are this process's."""
+
+    register_game(game_from_env(drift_env, "DriftPool"))
+    frames = [collect(CollectConfig("DriftPool", episodes=4, episodes_per_shard=1,
+                                    max_steps=40, seed=5, workers=w), tmp_path / str(w))
+              for w in (1, 2)]
+    assert frames[0] == frames[1] > 40
+    for shard in range(4):
+        a, b = (np.load(shard_path(tmp_path / str(w), shard)) for w in (1, 2))
+        for key in a.files:
+            np.testing.assert_array_equal(a[key], b[key], err_msg=f"shard {shard}: {key}")
 
 
 @pytest.mark.slow  # real games

@@ -70,6 +70,13 @@ def register_game(spec: GameSpec, *, controller: ControllerMapping | None = None
     return spec
 
 
+def register_entry(entry: GameEntry) -> GameSpec:
+    """Add a whole entry as another process registered it (a collection worker, a Ray
+    actor: the parent's registry is the truth, theirs knows only the shipped games)."""
+    return register_game(entry.spec, controller=entry.controller, policies=entry.policies,
+                         keymap=entry.keymap)
+
+
 def game_names() -> list[str]:
     return sorted(_ENTRIES)
 
