@@ -154,9 +154,16 @@ class GameGANTrainConfig:
     the critic's game is won or lost by chance across seeds. (In a toy world whose encoding
     steps +u or -u at random, this loss alone, without the posterior, did not teach the
     engine to draw one of the steps instead of their mean in 600 updates: the critic won.)"""
+    dynamics_moment_weight: float = 0.0
+    """Weight of :func:`moment_gap` between the same two kinds of windows as the critic's
+    (dream and game, [s, h] after the warm-up), in stretches of ``dynamics_moment_bucket``
+    steps: a stable, critic-free pull of the open loop's statistics towards the game's,
+    aimed at the drift a linear controller reads as a clock. Off in the recipe."""
+    dynamics_moment_bucket: int = 8
     dynamics_adversarial_len: int = 64
-    """Window length of those rollouts (the open loop back-propagated through every step; at
-    most ``dynamics_seq_len``, the shortest episode the windows are drawn from)."""
+    """Window length of those rollouts, the critic's and the moments' (the open loop
+    back-propagated through every step; at most ``dynamics_seq_len``, the shortest episode
+    the windows are drawn from)."""
     dynamics_critic_lr: float = 1e-3
     """(2e-4 left the critic at the hinge loss of chance for 70 updates on TakeCover.)"""
     freeze_encoder: bool = False
@@ -525,12 +532,13 @@ def _pretrain_dynamics(G: GameGANGenerator, windows: DynamicsWindows, cfg: GameG
     critic = None
     for step in tqdm(range(cfg.dynamics_steps), desc="dynamics on frame encodings"):
         loss, mse, kl = _dynamics_loss(G, *windows.sample(rng, cfg.dynamics_batch), cfg)
-        if cfg.dynamics_adversarial_weight > 0:
+        if cfg.dynamics_adversarial_weight > 0 or cfg.dynamics_moment_weight > 0:
             s, a = windows.sample(rng, cfg.dynamics_batch, cfg.dynamics_adversarial_len)
             w = cfg.dynamics_warmup  # the part after the warm-up, where the two differ
             with torch.no_grad():
                 real = _feature_rollout(G, s, a, w, teacher=True)[:, w - 1:]
             fake, act = _feature_rollout(G, s, a, w, teacher=False)[:, w - 1:], a[:, w - 1:]
+        if cfg.dynamics_adversarial_weight > 0:
             if critic is None:  # standardised by the game's side of the first batch
                 flat = real.flatten(0, 1)
                 critic = EncodingCritic(flat.mean(0), flat.std(0),
@@ -547,6 +555,11 @@ def _pretrain_dynamics(G: GameGANGenerator, windows: DynamicsWindows, cfg: GameG
             if step % 10 == 0:
                 writer.add_scalar("pretrain/dynamics_critic", d_loss.item(), step)
                 writer.add_scalar("pretrain/dynamics_adversarial", adv.item(), step)
+        if cfg.dynamics_moment_weight > 0:
+            gap = moment_gap(real, fake, cfg.dynamics_moment_bucket)
+            loss = loss + cfg.dynamics_moment_weight * gap
+            if step % 10 == 0:
+                writer.add_scalar("pretrain/dynamics_moment_gap", gap.item(), step)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
@@ -554,6 +567,21 @@ def _pretrain_dynamics(G: GameGANGenerator, windows: DynamicsWindows, cfg: GameG
         if step % 10 == 0:
             writer.add_scalar("pretrain/dynamics_mse", mse.item(), step)
             writer.add_scalar("pretrain/dynamics_kl", kl.item(), step)
+
+
+def moment_gap(real: torch.Tensor, fake: torch.Tensor, bucket: int) -> torch.Tensor:
+    """How far the per-feature mean and spread of ``fake`` (B, T, F) are from ``real``'s,
+    in stretches of ``bucket`` steps (pooled over the batch), in units of the real
+    features' spread: 0 when every stretch matches in both moments. A linear read-out of
+    the features whose mean moves with time in one and not the other (a clock) pays it."""
+    scale = real.flatten(0, 1).std(0)
+    scale = scale.clamp_min(0.01 * scale.mean())
+    n = real.shape[1] // bucket * bucket
+    r = real[:, :n].unflatten(1, (-1, bucket)).transpose(0, 1).flatten(1, 2)
+    f = fake[:, :n].unflatten(1, (-1, bucket)).transpose(0, 1).flatten(1, 2)
+    mean_gap = (f.mean(1) - r.mean(1)) / scale
+    std_gap = (f.std(1) - r.std(1)) / scale
+    return (mean_gap ** 2 + std_gap ** 2).mean()
 
 
 def _dynamics_loss(G: GameGANGenerator, s_true: torch.Tensor, a: torch.Tensor,
