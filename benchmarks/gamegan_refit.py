@@ -9,9 +9,10 @@
 A candidate change to how the dynamics engine is fitted costs one refit (about 13 minutes
 for TakeCover's round 2 on 2 cores) instead of a recipe run from no data (about 2 hours):
 the refit is the recipe's own (:meth:`GameGANRun.refit`: the engine and memory fitted again
-from the trained generator's on all real data of rounds 1..k, then the episode heads and the
-encoding noise), with each ``--set FIELD=VALUE`` replacing a ``[gamegan]`` training setting
-(:class:`GameGANTrainConfig`). The dream is written to ``OUT/model`` with the run's contexts;
+from the trained generator's on all real data of rounds 1..k, then the encoding noise and the
+episode heads), with each ``--set FIELD=VALUE`` replacing a ``[gamegan]`` training setting
+(:class:`GameGANTrainConfig`) and each ``--heads FIELD=VALUE`` a ``[heads]`` one
+(:class:`EpisodeHeadsConfig`). The dream is written to ``OUT/model`` with the run's contexts;
 its controller is then evolved and scored with the commands above. Selection seeds (81000..)
 are not the recipe's decisive ones (50000..).
 """
@@ -26,19 +27,22 @@ from pathlib import Path
 from dream_gym.checkpoint import save_json
 from dream_gym.config import pick
 from dream_gym.data import save_contexts
+from dream_gym.gamegan.heads import EpisodeHeadsConfig
 from dream_gym.gamegan.training import GameGANRun, GameGANTrainConfig
 from dream_gym.training.recipe import ContextConfig, load_recipe
 
 
-def parse_settings(pairs: list[str]) -> dict:
-    """``FIELD=VALUE`` pairs (VALUE in TOML: 0.1, true, "encoding") -> typed overrides."""
-    fields = {f.name for f in dataclasses.fields(GameGANTrainConfig)}
+def parse_settings(pairs: list[str], config: type = GameGANTrainConfig, flag: str = "--set"
+                   ) -> dict:
+    """``FIELD=VALUE`` pairs (VALUE in TOML: 0.1, true, "encoding") -> typed overrides of
+    ``config``'s fields."""
+    fields = {f.name for f in dataclasses.fields(config)}
     out = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or key not in fields:
-            raise SystemExit(f"--set {pair!r}: expected FIELD=VALUE with FIELD one of "
-                             f"GameGANTrainConfig's fields ({', '.join(sorted(fields))}).")
+            raise SystemExit(f"{flag} {pair!r}: expected FIELD=VALUE with FIELD one of "
+                             f"{config.__name__}'s fields ({', '.join(sorted(fields))}).")
         out[key] = tomllib.loads(f"v = {value}")["v"]
     return out
 
@@ -52,19 +56,23 @@ def main() -> None:
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--set", nargs="+", action="extend", default=[], metavar="FIELD=VALUE",
                    help="replace a [gamegan] training setting; repeat or list several")
+    p.add_argument("--heads", nargs="+", action="extend", default=[], metavar="FIELD=VALUE",
+                   help='replace a [heads] setting (e.g. inputs="dream")')
     args = p.parse_args()
     overrides = parse_settings(args.set)
+    heads = parse_settings(args.heads, EpisodeHeadsConfig, "--heads")
     r = load_recipe(args.recipe)
     run = GameGANRun.load(r, args.run_dir)
     if not run.final.exists():
         raise SystemExit(f"{run.final} is missing: run the recipe to the end of its gamegan "
                          f"stage first (dream-gym train {args.recipe}).")
     model_dir = args.out / "model"
-    report = run.refit(args.round, args.out, [model_dir], **overrides)
+    report = run.refit(args.round, args.out, [model_dir], heads, **overrides)
     save_contexts(run.episodes, model_dir, pick(ContextConfig, r.get("context", {})).count,
                   run.seed)
     save_json(args.out / "refit.json", {"run_dir": str(args.run_dir), "recipe": args.recipe,
                                         "round": args.round, "overrides": overrides,
+                                        "heads_overrides": heads,
                                         **report})
     print(f"dream written to {model_dir}; next:\n"
           f"  dream-gym evolve {model_dir} --recipe {args.recipe} --out {model_dir}\n"

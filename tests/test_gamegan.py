@@ -516,6 +516,12 @@ def test_a_gamegan_recipe_round_refits_the_engine_to_the_controllers_real_play(t
     moved = load_tensors(tmp_path / "adv" / "gamegan.safetensors")
     assert not torch.equal(moved["engine.v2.weight"], shipped["engine.v2.weight"])
     assert load_model(tmp_path / "adv" / "model").feature_dim == dream.feature_dim
+    # heads fitted on the dream's open loop instead of the game's view: other heads, a dream
+    again.refit(1, tmp_path / "open", [tmp_path / "open" / "model"], heads={"inputs": "dream"})
+    game_heads = load_tensors(run / "round1" / "heads.safetensors")
+    open_heads = load_tensors(tmp_path / "open" / "heads.safetensors")
+    assert not torch.equal(open_heads["out.weight"], game_heads["out.weight"])
+    assert load_model(tmp_path / "open" / "model").heads is not None
 
 
 def test_the_encoding_critics_game_side_is_what_an_agent_sees_in_the_game():

@@ -53,6 +53,7 @@ from dream_gym.gamegan.dream import GameGANDream, to_uint8, to_unit
 from dream_gym.gamegan.heads import EpisodeHeads, EpisodeHeadsConfig, train_heads
 from dream_gym.gamegan.model import GameGANConfig, GameGANGenerator
 from dream_gym.games import get_game
+from dream_gym.training import ddp
 from dream_gym.training.common import (
     load_training_state,
     make_writer,
@@ -158,7 +159,11 @@ class GameGANTrainConfig:
     """Weight of :func:`moment_gap` between the same two kinds of windows as the critic's
     (dream and game, [s, h] after the warm-up), in stretches of ``dynamics_moment_bucket``
     steps: a stable, critic-free pull of the open loop's statistics towards the game's,
-    aimed at the drift a linear controller reads as a clock. Off in the recipe."""
+    aimed at the drift a linear controller reads as a clock. Measured at 0.03 on TakeCover's
+    round-2 refit (``benchmarks/gamegan_refit.py --set dynamics_moment_weight=0.03``): the
+    gap fell from 0.4..1.0 to 0.1..0.4 in 400 updates, and CMA-ES found always-left in that
+    dream (174.6 on the selection seeds, random 214.4; card, "GameGAN: an adversarial
+    refit"). Off in the recipe."""
     dynamics_moment_bucket: int = 8
     dynamics_adversarial_len: int = 64
     """Window length of those rollouts, the critic's and the moments' (the open loop
@@ -275,10 +280,17 @@ def _heads_loss(net: GameGANGenerator, outs: list, b: dict[str, torch.Tensor]
                                       "gamevars_mse": g_loss.item()}
 
 
-def _encoding_loss(inputs: list[list[torch.Tensor]], target: torch.Tensor) -> torch.Tensor:
+def _encoding_scale(target: torch.Tensor) -> torch.Tensor:
+    """Each dimension's variance over a batch of encodings (B, T, D): the loss's units."""
+    return target.flatten(0, 1).var(0).clamp_min(1e-6)
+
+
+def _encoding_loss(inputs: list[list[torch.Tensor]], target: torch.Tensor,
+                   scale: torch.Tensor | None = None) -> torch.Tensor:
     """Renderer inputs per step (T lists of (B, D)) against the next frames' encodings
-    (B, T, D): squared error per dimension over the encodings' variance, averaged."""
-    scale = target.flatten(0, 1).var(0).clamp_min(1e-6)
+    (B, T, D): squared error per dimension over the encodings' variance (``scale``; None:
+    this batch's), averaged."""
+    scale = _encoding_scale(target) if scale is None else scale
     return torch.stack([sum(((v - target[:, k]) ** 2 / scale).mean() for v in step) / len(step)
                         for k, step in enumerate(inputs)]).mean()
 
@@ -312,7 +324,10 @@ def train_gamegan(sampler: WindowSampler, held: WindowSampler | None, net_cfg: G
     if cfg.freeze_dynamics and cfg.dynamics_weight > 0:
         raise ValueError("freeze_dynamics = true leaves the dynamics loss nothing to train: "
                          "set dynamics_weight = 0.")
-    seed_everything(cfg.seed)
+    if ddp.world() > 1 and cfg.dynamics_adversarial_weight > 0:
+        raise ValueError("dynamics_adversarial_weight > 0 is not data-parallel (its critic is "
+                         "standardised by one process's batch): train it in one process.")
+    seed_everything(cfg.seed)  # the same initial weights in every process
     run_dir = Path(run_dir)
     G = GameGANGenerator(net_cfg).to(device)
     D = Discriminators(d_cfg, net_cfg.action_dim, net_cfg.z_dim, net_cfg.frame_size).to(device)
@@ -325,11 +340,11 @@ def train_gamegan(sampler: WindowSampler, held: WindowSampler | None, net_cfg: G
     held_batch = held.sample(16) if held is not None else None
     writer = make_writer(run_dir, cfg)
     if resumed is None and cfg.autoencoder_steps > 0:
-        _pretrain_autoencoder(G, sampler, cfg, writer)
+        _pretrain_autoencoder(G, sampler, cfg, writer, parallel=True)
     stage = resumed is None and cfg.dynamics_steps > 0
     windows = DynamicsWindows(G, sampler, cfg) if stage or cfg.dynamics_weight > 0 else None
     if stage:
-        _pretrain_dynamics(G, windows, cfg, writer)
+        _pretrain_dynamics(G, windows, cfg, writer, parallel=True)
     if resumed is None and cfg.autoencoder_steps + cfg.dynamics_steps > 0:
         save_training_state(run_dir / "ckpt", both, opt, progress)  # the stages, done once
     G.encoder.requires_grad_(not cfg.freeze_encoder)  # no gradient: Adam leaves it as it is
@@ -343,8 +358,11 @@ def train_gamegan(sampler: WindowSampler, held: WindowSampler | None, net_cfg: G
         sampler.rng = np.random.default_rng((cfg.seed, step))
         torch.manual_seed(cfg.seed * 1_000_003 + step)
         warm = _warmup(cfg, step)
-        b = {k: v.to(device) for k, v in sampler.sample(cfg.batch_size).items()}
-        r = _unroll(G, b, warm)
+        whole = sampler.sample(cfg.batch_size)  # the global batch; this process trains its rows
+        b = {k: v.to(device) for k, v in ddp.share(whole).items()}
+        L = whole["frames"].shape[1]
+        r = _unroll(G, b, warm, _draw(torch.randn, True, len(b["frames"]), L - 1, net_cfg.z_dim,
+                                      device=device))
         x, a, fake = r["x"], r["a"], r["fake"]
         real_next, prev = x[:, 1:].flatten(0, 1), r["inputs"].flatten(0, 1)
         a_flat = a.flatten(0, 1)
@@ -353,7 +371,9 @@ def train_gamegan(sampler: WindowSampler, held: WindowSampler | None, net_cfg: G
             D.requires_grad_(True)
             f_detached = fake.detach().flatten(0, 1)
             d_frame = _hinge_d(D.frame(real_next)[0], D.frame(f_detached)[0])
-            wrong = a_flat[torch.randperm(len(a_flat), device=device)]
+            a_all = whole["actions"].flatten(0, 1)  # other rows' actions as negatives, as in
+            wrong = ddp.share(a_all[torch.randperm(len(a_all))].view_as(  # one process
+                whole["actions"])).to(device).flatten(0, 1)
             real_pair, a_logits, _ = D.pair(x[:, :-1].flatten(0, 1), real_next, a_flat)
             fake_pair = D.pair(prev, f_detached, a_flat)[0]
             neg_pair = D.pair(x[:, :-1].flatten(0, 1), real_next, wrong)[0]
@@ -365,6 +385,7 @@ def train_gamegan(sampler: WindowSampler, held: WindowSampler | None, net_cfg: G
             d_loss = d_frame + d_pair + d_time + cfg.action_recon_weight * d_action
             opt.zero_grad(set_to_none=True)
             d_loss.backward()
+            ddp.average_gradients(D.parameters())
             torch.nn.utils.clip_grad_norm_(D.parameters(), cfg.grad_clip)
             opt.step()
             logs.update(d_frame=d_frame.item(), d_pair=d_pair.item(), d_time=d_time.item(),
@@ -393,8 +414,9 @@ def train_gamegan(sampler: WindowSampler, held: WindowSampler | None, net_cfg: G
             logs.update(g_adv=adv.item(), g_feat=feat.item(), g_z_recon=z_rec.item(),
                         g_action_recon=a_rec.item())
         if windows is not None and cfg.dynamics_weight > 0:  # the dynamics stage's loss
+            s, a_dyn = windows.sample(sampler.rng, cfg.dynamics_main_batch)
             dyn_loss, dyn_mse, dyn_kl = _dynamics_loss(
-                G, *windows.sample(sampler.rng, cfg.dynamics_main_batch), cfg)
+                G, ddp.share(s), ddp.share(a_dyn), cfg, _encoding_scale(s[:, 1:]), True)
             g_loss = g_loss + cfg.dynamics_weight * dyn_loss
             logs.update(dynamics_mse=dyn_mse.item(), dynamics_kl=dyn_kl.item())
         if r["alphas"] and cfg.cycle_weight > 0:
@@ -413,6 +435,7 @@ def train_gamegan(sampler: WindowSampler, held: WindowSampler | None, net_cfg: G
             logs["dynamic_mask_mean"] = dyn.mean().item()
         opt.zero_grad(set_to_none=True)
         g_loss.backward()
+        ddp.average_gradients(G.parameters())
         torch.nn.utils.clip_grad_norm_(G.parameters(), cfg.grad_clip)
         opt.step()
         if step % 10 == 0:
@@ -420,7 +443,8 @@ def train_gamegan(sampler: WindowSampler, held: WindowSampler | None, net_cfg: G
                 writer.add_scalar(f"losses/{k}", v, step)
             writer.add_scalar("charts/warm_up", warm, step)
             bar.set_postfix(recon=f"{logs['recon_l1']:.3f}", done=f"{logs['done_bce']:.3f}")
-        if held_batch is not None and ((step + 1) % cfg.eval_every == 0 or step == 0):
+        if held_batch is not None and ddp.is_main() and ((step + 1) % cfg.eval_every == 0
+                                                         or step == 0):
             err = open_loop_error(G, {k: v.to(device) for k, v in held_batch.items()})
             for h in (1, 5, 10):
                 if h <= len(err):
@@ -428,17 +452,18 @@ def train_gamegan(sampler: WindowSampler, held: WindowSampler | None, net_cfg: G
             _log_grids(writer, G, held_batch, step + 1, device)
         if (step + 1) % cfg.checkpoint_every == 0 or step + 1 == cfg.steps:
             save_training_state(run_dir / "ckpt", both, opt, {"step": step + 1})
-            if time_limit is not None and time.time() - t0 > time_limit:
+            if ddp.any_process(time_limit is not None and time.time() - t0 > time_limit):
                 break
     writer.close()
     return G.eval()
 
 
 def _pretrain_autoencoder(G: GameGANGenerator, sampler: WindowSampler,
-                          cfg: GameGANTrainConfig, writer) -> None:
+                          cfg: GameGANTrainConfig, writer, parallel: bool = False) -> None:
     """Frame encoder and renderer as an autoencoder of real frames of the training episodes
     (``autoencoder_steps``, L1); deterministic given the seed, so an interrupted run that
-    repeats it repeats it exactly."""
+    repeats it repeats it exactly. ``parallel``: each torchrun process trains on its share
+    of the batch (:mod:`dream_gym.training.ddp`)."""
     rng = np.random.default_rng((cfg.seed, 1))
     torch.manual_seed(cfg.seed)
     ep = sampler.ep
@@ -448,12 +473,15 @@ def _pretrain_autoencoder(G: GameGANGenerator, sampler: WindowSampler,
     opt = torch.optim.Adam(params, lr=cfg.autoencoder_lr, betas=tuple(cfg.betas))
     device = next(G.parameters()).device
     for step in tqdm(range(cfg.autoencoder_steps), desc="renderer as autoencoder"):
-        x = to_unit(torch.from_numpy(ep.frames[rng.choice(rows, cfg.autoencoder_batch)])
+        picked = rng.choice(rows, cfg.autoencoder_batch)
+        x = to_unit(torch.from_numpy(ep.frames[ddp.share(picked) if parallel else picked])
                     .to(device))
         s = G.encoder(x)
         loss = (G.renderer([s] * len(G.renderer.components))[0] - x).abs().mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
+        if parallel:
+            ddp.average_gradients(params)
         opt.step()
         if step % 10 == 0:
             writer.add_scalar("pretrain/autoencoder_l1", loss.item(), step)
@@ -521,19 +549,25 @@ def _dynamics_parts(G: GameGANGenerator) -> list[torch.nn.Module]:
 
 
 def _pretrain_dynamics(G: GameGANGenerator, windows: DynamicsWindows, cfg: GameGANTrainConfig,
-                       writer) -> None:
+                       writer, parallel: bool = False) -> None:
     """The dynamics engine and the memory learn to hand the renderer the next real frame's
     encoding (``dynamics_steps``): :func:`_dynamics_loss` on :class:`DynamicsWindows`.
-    Deterministic given the seed, like the autoencoder stage."""
+    Deterministic given the seed, like the autoencoder stage. ``parallel``: each torchrun
+    process trains on its share of the windows."""
     rng = np.random.default_rng((cfg.seed, 2))
-    torch.manual_seed(cfg.seed + 2)
+    torch.manual_seed(cfg.seed + 2)  # processes draw the global batch's noise (shared_draw)
+    share = ddp.share if parallel else (lambda batch: batch)
     params = [p for part in _dynamics_parts(G) for p in part.parameters()]
     opt = torch.optim.Adam(params, lr=cfg.dynamics_lr, betas=tuple(cfg.betas))
     critic = None
     for step in tqdm(range(cfg.dynamics_steps), desc="dynamics on frame encodings"):
-        loss, mse, kl = _dynamics_loss(G, *windows.sample(rng, cfg.dynamics_batch), cfg)
+        s, a = windows.sample(rng, cfg.dynamics_batch)
+        # a process's share is scaled by the global batch's variance, as one process scales it
+        scale = _encoding_scale(s[:, 1:]) if parallel else None
+        loss, mse, kl = _dynamics_loss(G, share(s), share(a), cfg, scale, parallel)
         if cfg.dynamics_adversarial_weight > 0 or cfg.dynamics_moment_weight > 0:
-            s, a = windows.sample(rng, cfg.dynamics_batch, cfg.dynamics_adversarial_len)
+            s, a = map(share, windows.sample(rng, cfg.dynamics_batch,
+                                             cfg.dynamics_adversarial_len))
             w = cfg.dynamics_warmup  # the part after the warm-up, where the two differ
             with torch.no_grad():
                 real = _feature_rollout(G, s, a, w, teacher=True)[:, w - 1:]
@@ -562,6 +596,8 @@ def _pretrain_dynamics(G: GameGANGenerator, windows: DynamicsWindows, cfg: GameG
                 writer.add_scalar("pretrain/dynamics_moment_gap", gap.item(), step)
         opt.zero_grad(set_to_none=True)
         loss.backward()
+        if parallel:
+            ddp.average_gradients(params)
         torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
         opt.step()
         if step % 10 == 0:
@@ -585,15 +621,19 @@ def moment_gap(real: torch.Tensor, fake: torch.Tensor, bucket: int) -> torch.Ten
 
 
 def _dynamics_loss(G: GameGANGenerator, s_true: torch.Tensor, a: torch.Tensor,
-                   cfg: GameGANTrainConfig) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+                   cfg: GameGANTrainConfig, scale: torch.Tensor | None = None,
+                   parallel: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """:func:`_dynamics_rollout`'s :func:`_encoding_loss` on every renderer input, plus, with
     a posterior, ``dynamics_kl_weight`` x the KL of q(z | h, s_t, a_t, s_t+1) to the learned
     prior p(z | h, s_t, a_t) (summed over z, per encoding dimension): a conditional VAE.
+    ``parallel``: these are one torchrun process's rows of a global batch (``scale`` is
+    then the global batch's), their noise drawn as one process draws it for them.
     Returns (loss, encoding loss, KL per step)."""
-    teacher = (torch.rand(len(s_true), device=s_true.device) < cfg.dynamics_teacher_share
+    teacher = (_draw(torch.rand, parallel, len(s_true), device=s_true.device)
+               < cfg.dynamics_teacher_share
                if cfg.dynamics_teacher_share > 0 else None)  # (no draw: older runs' stream)
-    steps, kls = _dynamics_rollout(G, s_true, a, cfg, teacher)
-    mse = _encoding_loss(steps, s_true[:, 1:])
+    steps, kls = _dynamics_rollout(G, s_true, a, cfg, teacher, parallel)
+    mse = _encoding_loss(steps, s_true[:, 1:], scale)
     kl = torch.stack(kls).mean() if kls else mse.new_zeros(())
     return mse + cfg.dynamics_kl_weight * kl / s_true.shape[-1], mse, kl
 
@@ -615,8 +655,17 @@ def encoding_residual_std(G: GameGANGenerator, windows: DynamicsWindows,
     return torch.cat(residuals).std(0)
 
 
+def _draw(draw, parallel: bool, rows: int, *shape: int, device=None) -> torch.Tensor:
+    """``draw`` (torch.randn, torch.rand) for ``rows`` rows; ``parallel``: this process's
+    rows of the global batch's draw (:func:`dream_gym.training.ddp.shared_draw`)."""
+    if parallel:
+        return ddp.shared_draw(draw, rows, *shape, device=device)
+    return draw(rows, *shape, device=device)
+
+
 def _dynamics_rollout(G: GameGANGenerator, s_true: torch.Tensor, a: torch.Tensor,
-                      cfg: GameGANTrainConfig, teacher: torch.Tensor | None = None
+                      cfg: GameGANTrainConfig, teacher: torch.Tensor | None = None,
+                      parallel: bool = False
                       ) -> tuple[list[list[torch.Tensor]], list[torch.Tensor]]:
     """The engine and memory over a window of true encodings s_true (B, L, D) and actions
     a (B, L - 1, A): the first ``dynamics_warmup`` inputs true, then the engine's own
@@ -627,7 +676,7 @@ def _dynamics_rollout(G: GameGANGenerator, s_true: torch.Tensor, a: torch.Tensor
     state = G.initial_from_encoding(s_true[:, 0])
     steps, kls = [], []
     for k in range(L - 1):
-        z = torch.randn(B, G.cfg.z_dim, device=s_true.device)
+        z = _draw(torch.randn, parallel, B, G.cfg.z_dim, device=s_true.device)
         if G.posterior is not None:
             mean, logvar = G.posterior(state["h"], state["s"], a[:, k], s_true[:, k + 1])
             p_mean, p_logvar = G.prior(state["h"], state["s"], a[:, k])
@@ -737,11 +786,13 @@ and evaluation as in World Models' recipes)."""
 
 
 def _heads(net: GameGANGenerator, episodes: Episodes, game: str, train_ids: np.ndarray,
-           held_ids: np.ndarray, scale: float, hcfg: EpisodeHeadsConfig, out: Path
-           ) -> dict[str, Any]:
+           held_ids: np.ndarray, scale: float, hcfg: EpisodeHeadsConfig, out: Path,
+           noise_std: list[float] | None = None) -> dict[str, Any]:
     """Fit the episode heads (:func:`train_heads`), save them to ``out/heads.safetensors``."""
     writer = make_writer(out / "heads", hcfg)
-    fitted, report = train_heads(net, episodes, game, train_ids, held_ids, scale, hcfg, writer)
+    noise = torch.tensor(noise_std) if noise_std is not None else None
+    fitted, report = train_heads(net, episodes, game, train_ids, held_ids, scale, hcfg, writer,
+                                 noise)
     writer.close()
     save_tensors(out / "heads.safetensors", fitted.state_dict())
     return {"held_out": report, "inputs": fitted.gru.input_size}
@@ -806,11 +857,14 @@ class GameGANRun:
                              self.net_cfg.done_window,
                              np.random.default_rng(self.seed + stream), ids)
 
-    def heads(self, net: GameGANGenerator, eps: Episodes, ids: np.ndarray, out: Path
+    def heads(self, net: GameGANGenerator, eps: Episodes, ids: np.ndarray, out: Path,
+              noise_std: list[float] | None = None, hcfg: EpisodeHeadsConfig | None = None
               ) -> dict[str, Any] | None:
-        if self.hcfg is None:
+        hcfg = hcfg or self.hcfg
+        if hcfg is None:
             return None
-        return _heads(net, eps, self.game, ids, self.held_ids, self.scale, self.hcfg, out)
+        return _heads(net, eps, self.game, ids, self.held_ids, self.scale, hcfg, out,
+                      noise_std)
 
     def export(self, net: GameGANGenerator, heads_dir: Path, heads_report: dict | None,
                noise_std: list[float] | None, to: list[Path]) -> None:
@@ -822,13 +876,13 @@ class GameGANRun:
         for d in to:
             GameGANDream(self.game, net, self.scale, heads, noise, self.extra.features).save(d)
 
-    def refit(self, k: int, rdir: Path, export_to: list[Path], **overrides: Any
-              ) -> dict[str, Any]:
+    def refit(self, k: int, rdir: Path, export_to: list[Path],
+              heads: dict[str, Any] | None = None, **overrides: Any) -> dict[str, Any]:
         """Round k's refit: the dynamics engine and memory fitted again on all real data
         so far (``[iterate]``'s steps and learning rate; ``overrides`` replace any other
         :class:`GameGANTrainConfig` field), starting from the trained generator's, then the
-        episode heads and the encoding noise; written to ``rdir``, the dream exported to
-        each of ``export_to``."""
+        encoding noise and the episode heads (``heads`` replace :class:`EpisodeHeadsConfig`
+        fields); written to ``rdir``, the dream exported to each of ``export_to``."""
         icfg = pick(GameGANIterateConfig, self.r["iterate"], seed=self.seed)
         eps = concat_episodes([self.episodes, *round_episodes(self.run_dir, k)])
         ids = np.concatenate([self.train_ids, np.arange(len(self.episodes.lengths),
@@ -844,12 +898,14 @@ class GameGANRun:
         writer.close()
         G.eval()
         report: dict[str, Any] = {"real_frames_total": int(eps.lengths.sum())}
-        heads = self.heads(G, eps, ids, rdir)
-        if heads is not None:
-            report["heads"] = heads
         if self.extra.encoding_noise:
             # the encoder is frozen: the refit's encodings serve the noise too
             report["encoding_noise"] = _noise(G, dyn, self.seed + k)
+        hcfg = dataclasses.replace(self.hcfg, **(heads or {})) if self.hcfg else None
+        fitted = self.heads(G, eps, ids, rdir, report.get("encoding_noise", {}).get("std"),
+                            hcfg)
+        if fitted is not None:
+            report["heads"] = fitted
         save_tensors(rdir / "gamegan.safetensors", G.state_dict())
         self.export(G, rdir, report.get("heads"),
                     report.get("encoding_noise", {}).get("std"), export_to)
@@ -873,21 +929,24 @@ def run_stages(r: dict[str, Any], run_dir: Path, stages, device: torch.device) -
         limit = extra.time_limit_minutes * 60 if extra.time_limit_minutes else None
         net = train_gamegan(run.windows(episodes, run.train_ids), test, run.net_cfg, d_cfg,
                             tcfg, run_dir / "gamegan", device, limit)
+        ddp.barrier()  # process 0's last checkpoint is on disk
         if load_json(run_dir / "gamegan" / "ckpt" / "progress.json")["step"] < tcfg.steps:
             raise SystemExit(f"[recipe] gamegan: stopped at the time limit; run the same "
                              f"command again to resume from {run_dir / 'gamegan' / 'ckpt'}.")
-        save_tensors(run.final, net.state_dict())
+        if ddp.is_main():
+            save_tensors(run.final, net.state_dict())
         return {"steps": tcfg.steps}
 
-    stages.run("gamegan", train_stage)
+    stages.run("gamegan", train_stage, parallel=True)  # data-parallel under torchrun
     net = GameGANGenerator(run.net_cfg)
     net.load_state_dict(load_tensors(run.final))
-    if run.hcfg is not None:  # reward, done and game variables from whole episodes (heads.py)
-        stages.run("heads", lambda: run.heads(net, episodes, run.train_ids,
-                                              run_dir / "gamegan"))
     if extra.encoding_noise:
         stages.run("encoding_noise", lambda: _noise(
             net, DynamicsWindows(net, run.windows(episodes, run.train_ids), tcfg), seed))
+    if run.hcfg is not None:  # reward, done and game variables from whole episodes (heads.py)
+        stages.run("heads", lambda: run.heads(
+            net, episodes, run.train_ids, run_dir / "gamegan",
+            stages.done.get("encoding_noise", {}).get("std")))
 
     def export_first() -> None:  # once: a rerun must not put it back over a round's dream
         run.export(net, run_dir / "gamegan", stages.done.get("heads"),

@@ -7,7 +7,9 @@ contiguous 1/world share of the rows; DDP averages the gradients, which for a lo
 is a mean over rows is the global batch's gradient, so the learning curve is the one
 process's with the same ``batch_size`` (to float rounding, and to the noise that each
 process draws for its own rows: the VAE's reparameterisation; ``tests/test_ddp.py`` states
-the tolerance). Process 0 writes checkpoints, TensorBoard and the recipe's files; the other
+the tolerance). GameGAN's stages, whose updates run several losses and optimisers over one
+rollout, average the gradients themselves (:func:`average_gradients`: the all-reduce that
+DDP runs in its hooks). Process 0 writes checkpoints, TensorBoard and the recipe's files; the other
 stages of a recipe run on process 0 while the others wait. Backend: NCCL on CUDA devices
 (``LOCAL_RANK`` picks the GPU), gloo on CPUs. Without ``torchrun`` nothing changes.
 """
@@ -21,7 +23,8 @@ import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 
-__all__ = ["world", "rank", "is_main", "setup", "share", "parallel", "barrier", "LossModule"]
+__all__ = ["world", "rank", "is_main", "setup", "share", "parallel", "barrier", "LossModule",
+           "average_gradients", "any_process", "shared_draw"]
 
 
 def world() -> int:
@@ -87,3 +90,33 @@ def parallel(model: torch.nn.Module, method: str = "loss") -> torch.nn.Module:
     if world() == 1:
         return LossModule(model, method)
     return DistributedDataParallel(LossModule(model, method), find_unused_parameters=True)
+
+
+def average_gradients(params: Any) -> None:
+    """Average each parameter's gradient over the processes (what DDP's hooks do), for a
+    loop whose loss is a mean over this process's share of the global batch; nothing with
+    one process. Every process must call it with the same parameters in the same order."""
+    if world() == 1:
+        return
+    for p in params:
+        if p.grad is not None:
+            dist.all_reduce(p.grad, op=dist.ReduceOp.SUM)
+            p.grad /= world()
+
+
+def any_process(flag: bool) -> bool:
+    """Whether ``flag`` holds in any process (one process: ``flag``): so that all stop
+    together, e.g. at a time limit that one process's clock reached first."""
+    if world() == 1:
+        return flag
+    t = torch.tensor([float(flag)])
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return bool(t.item())
+
+
+def shared_draw(draw: Any, rows: int, *shape: int, device: Any = None) -> torch.Tensor:
+    """``draw`` (``torch.randn`` or ``torch.rand``) for this process's ``rows`` of a global
+    batch: every process draws the whole batch's noise from the same stream and keeps its
+    share, so that the rows see the noise they would see in one process (one process: the
+    same call as without it)."""
+    return share(draw(rows * world(), *shape, device=device))
