@@ -15,15 +15,16 @@ EPISODES = 30
 
 @pytest.mark.slow
 def test_fresh_dream_controllers_beat_random_in_real_game(tmp_path, takecover):
-    """Three short CMA-ES runs (15 generations, CMA-ES seeds 1-3, fixed), each evolved
+    """Two short CMA-ES runs (15 generations, CMA-ES seeds 1 and 2, fixed), each evolved
     only in the shipped dream, pooled over their 30 real episodes each. Pooled, because on
     raw parameters a 30-generation run stalled in one or two draws of three near the random
     policy's score (t 1.6, 1.3, 8.5 on 2026-12-04), so one draw tested the draw, not the
     dream; the search is now whitened, which escapes that stall (tests/test_whitening.py),
     and the pool stays as a margin. Whitened, 15 generations suffice (2026-12-06: real
-    722.7, 771.8 and 716.1 vs random 206.5, t 11.2; 30 took this test to 10 minutes)."""
+    722.7, 771.8 and 716.1 for seeds 1 to 3 vs random 206.5, t 11.2; the third seed was
+    dropped on 2026-12-07 to keep the suite near 20 minutes on 2 cores)."""
     returns, lines = [], []
-    for seed in (1, 2, 3):
+    for seed in (1, 2):
         cfg = ControllerTrainConfig(temperature=1.15, generations=15, population=32,
                                     rollouts=8, max_steps=1000, eval_rollouts=128, seed=seed,
                                     whiten=True)
