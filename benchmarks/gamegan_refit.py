@@ -28,6 +28,7 @@ from dream_gym.checkpoint import save_json
 from dream_gym.config import pick
 from dream_gym.data import save_contexts
 from dream_gym.gamegan.heads import EpisodeHeadsConfig
+from dream_gym.gamegan.model import GameGANConfig
 from dream_gym.gamegan.training import GameGANRun, GameGANTrainConfig
 from dream_gym.training.recipe import ContextConfig, load_recipe
 
@@ -58,21 +59,24 @@ def main() -> None:
                    help="replace a [gamegan] training setting; repeat or list several")
     p.add_argument("--heads", nargs="+", action="extend", default=[], metavar="FIELD=VALUE",
                    help='replace a [heads] setting (e.g. inputs="dream")')
+    p.add_argument("--net", nargs="+", action="extend", default=[], metavar="FIELD=VALUE",
+                   help="add a part to the generator (e.g. encoding_mixture=5)")
     args = p.parse_args()
     overrides = parse_settings(args.set)
     heads = parse_settings(args.heads, EpisodeHeadsConfig, "--heads")
+    net = parse_settings(args.net, GameGANConfig, "--net")
     r = load_recipe(args.recipe)
     run = GameGANRun.load(r, args.run_dir)
     if not run.final.exists():
         raise SystemExit(f"{run.final} is missing: run the recipe to the end of its gamegan "
                          f"stage first (dream-gym train {args.recipe}).")
     model_dir = args.out / "model"
-    report = run.refit(args.round, args.out, [model_dir], heads, **overrides)
+    report = run.refit(args.round, args.out, [model_dir], heads, net, **overrides)
     save_contexts(run.episodes, model_dir, pick(ContextConfig, r.get("context", {})).count,
                   run.seed)
     save_json(args.out / "refit.json", {"run_dir": str(args.run_dir), "recipe": args.recipe,
                                         "round": args.round, "overrides": overrides,
-                                        "heads_overrides": heads,
+                                        "heads_overrides": heads, "net_overrides": net,
                                         **report})
     print(f"dream written to {model_dir}; next:\n"
           f"  dream-gym evolve {model_dir} --recipe {args.recipe} --out {model_dir}\n"

@@ -117,13 +117,14 @@ def test_a_saved_dream_with_episode_heads_loads_as_the_same_dream(tmp_path):
         GameGANDream("TakeCover", dream.net, features="sg")
 
 
-@pytest.mark.parametrize("heads,noise", [(False, None), (True, None), (True, 0.3)],
-                         ids=["generator_heads", "episode_heads", "encoding_noise"])
-def test_a_gamegan_dream_is_the_same_alone_and_in_a_batch(heads, noise):
+@pytest.mark.parametrize("heads,noise,mixture", [(False, None, 0), (True, None, 0),
+                                                (True, 0.3, 0), (True, None, 3)],
+                         ids=["generator_heads", "episode_heads", "encoding_noise", "mixture"])
+def test_a_gamegan_dream_is_the_same_alone_and_in_a_batch(heads, noise, mixture):
     from dream_gym.envs.dream_env import DreamEnv
     from dream_gym.envs.vector import DreamVectorEnv
 
-    dream = _tiny_dream(heads=heads, noise=noise)
+    dream = _tiny_dream(heads=heads, noise=noise, encoding_mixture=mixture)
     venv = DreamVectorEnv(3, dream, obs_type="latent", contexts=_contexts())
     obs, _ = venv.reset(seed=7)
     batched = [obs]
@@ -348,48 +349,80 @@ def test_mirrored_dynamics_windows_flip_the_frames_and_swap_left_and_right(
                         sampler, GameGANTrainConfig(dynamics_seq_len=8, dynamics_mirror=True))
 
 
+class _CoinWorld:
+    """A world whose encoding steps +u or -u at random each step (one action throughout):
+    a model that draws one future steps by about |u|, one that predicts their mean by 0."""
+
+    L, B = 6, 64
+
+    def __init__(self, cfg: GameGANConfig) -> None:
+        self.u = torch.zeros(cfg.memory_dim)
+        self.u[:4] = 1.0
+        self.a = torch.zeros(self.B, self.L - 1, cfg.action_dim)
+        self.a[..., 0] = 1.0
+
+    def windows(self) -> torch.Tensor:
+        signs = torch.randint(0, 2, (self.B, self.L - 1, 1)) * 2.0 - 1.0
+        start = torch.randn(self.B, 1, len(self.u)) * 0.5
+        return torch.cat([start, start + torch.cumsum(signs * self.u, 1)], 1)
+
+    def fit(self, G: GameGANGenerator, loss_of, updates: int = 300) -> None:
+        """Adam on everything but the encoder and renderer, ``loss_of(windows, actions)``."""
+        params = [p for n, p in G.named_parameters()
+                  if not n.startswith(("encoder", "renderer"))]
+        opt = torch.optim.Adam(params, lr=3e-3)
+        for _ in range(updates):
+            loss = loss_of(self.windows(), self.a)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+
+    @torch.no_grad()
+    def steps(self, G: GameGANGenerator, draw) -> torch.Tensor:
+        """|step| in units of |u| of ``draw(state, inputs)``, the model's next encoding fed
+        the true ones, after the first step's context: (L - 2, B)."""
+        s = self.windows()
+        state = G.initial_from_encoding(s[:, 0])
+        out = []
+        for k in range(self.L - 1):
+            state, inputs = G.advance(state, self.a[:, k], torch.randn(self.B, G.cfg.z_dim))
+            out.append(((draw(state, inputs) - s[:, k]) @ self.u / (self.u @ self.u)).abs())
+            state["s"] = s[:, k + 1]
+        return torch.stack(out[1:])
+
+
 @pytest.mark.parametrize("posterior", [True, False])
 def test_the_posterior_lets_the_dream_draw_one_future_instead_of_their_mean(posterior):
-    """A world whose encoding steps +u or -u at random each step. Trained as a conditional
-    VAE, the engine's samples (noise through the learned prior) step by about |u|, one way
-    or the other;
-    trained without the posterior, z carries nothing and the engine steps by about 0, the
-    mean of the two futures (the blur that kept the TakeCover dream from reaching the wall)."""
+    """Trained as a conditional VAE, the engine's samples in the coin world (noise through
+    the learned prior) step by about |u|, one way or the other; trained without the
+    posterior, z carries nothing and the engine steps by about 0, the mean of the two
+    futures (the blur that kept the TakeCover dream from reaching the wall)."""
     torch.manual_seed(0)
-    cfg = GameGANConfig(**{**TINY, "z_posterior": posterior})
-    G = GameGANGenerator(cfg)
+    G = GameGANGenerator(GameGANConfig(**{**TINY, "z_posterior": posterior}))
+    world = _CoinWorld(G.cfg)
     tcfg = GameGANTrainConfig(dynamics_warmup=99, dynamics_kl_weight=0.1)
-    D, L, B = cfg.memory_dim, 6, 64
-    u = torch.zeros(D)
-    u[:4] = 1.0
-
-    def windows() -> torch.Tensor:
-        signs = torch.randint(0, 2, (B, L - 1, 1)) * 2.0 - 1.0
-        start = torch.randn(B, 1, D) * 0.5
-        return torch.cat([start, start + torch.cumsum(signs * u, 1)], 1)
-
-    params = [p for n, p in G.named_parameters() if not n.startswith(("encoder", "renderer"))]
-    opt = torch.optim.Adam(params, lr=3e-3)
-    a = torch.zeros(B, L - 1, cfg.action_dim)
-    a[..., 0] = 1.0
-    for _ in range(300):
-        loss = _dynamics_loss(G, windows(), a, tcfg)[0]
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    with torch.no_grad():
-        s = windows()
-        state = G.initial_from_encoding(s[:, 0])
-        steps = []
-        for k in range(L - 1):
-            state, inputs = G.advance(state, a[:, k], torch.randn(B, cfg.z_dim))
-            state["s"] = s[:, k + 1]
-            steps.append(((inputs[-1] - s[:, k]) @ u / (u @ u)).abs().mean().item())
-    moved = float(np.mean(steps[1:]))  # in units of |u|; after the first step's context
+    world.fit(G, lambda s, a: _dynamics_loss(G, s, a, tcfg)[0])
+    moved = world.steps(G, lambda state, inputs: inputs[-1]).mean().item()
     if posterior:
-        assert moved > 0.6, steps
+        assert moved > 0.6, moved
     else:
-        assert moved < 0.3, steps
+        assert moved < 0.3, moved
+
+
+def test_an_encoding_mixture_draws_one_future_where_squared_error_drew_their_mean():
+    """The engine fitted teacher-forced by the likelihood of an encoding mixture (as World
+    Models' MDN-RNN): its draws in the coin world step by about |u|, one way or the other,
+    at temperature 1, and almost never by about 0."""
+    from dream_gym.gamegan.training import _mixture_loss
+
+    torch.manual_seed(0)
+    G = GameGANGenerator(GameGANConfig(**{**TINY, "encoding_mixture": 2}))
+    world = _CoinWorld(G.cfg)
+    world.fit(G, lambda s, a: _mixture_loss(G, s, a))
+    D = G.cfg.memory_dim
+    moved = world.steps(G, lambda state, inputs: G.sample_encoding(
+        state["h"], torch.randn(len(state["h"]), D), torch.rand(len(state["h"])), 1.0))
+    assert moved.mean() > 0.8 and (moved < 0.3).float().mean() < 0.05, moved.mean()
 
 
 TINY_RECIPE = """

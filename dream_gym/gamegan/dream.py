@@ -130,6 +130,8 @@ class GameGANDream(torch.nn.Module):
                              "dream_gym.contract.seed_dreams(state, seeds) before imagine().")
         key, t = state["key"], state["t"]
         zdim, sdim = self.net.cfg.z_dim, self.net.cfg.memory_dim
+        if self.net.mixture is not None:
+            return self._imagine_mixture(state, actions, float(temperature))
         sizes = (2 * ((zdim + 1) // 2), 1) + ((2 * ((sdim + 1) // 2),)
                                               if self.encoding_noise is not None else ())
         u_normal, u_done, *u_enc = keyed_random.uniform_streams(key, t, sizes)
@@ -140,6 +142,22 @@ class GameGANDream(torch.nn.Module):
         if self.encoding_noise is not None:  # the next encoding drawn around the prediction
             new["s"] = new["s"] + keyed_random.box_muller(u_enc[0], sdim).to(self.device) \
                 * self.encoding_noise * scale
+        done = u_done[:, 0].to(self.device) < self._hazard(logit)
+        return ({**new, "frame": out.frame, "key": key, "t": t + 1},
+                Transition(reward, done, gamevars * self.gamevar_scale))
+
+    def _imagine_mixture(self, state: State, actions: torch.Tensor, temperature: float
+                         ) -> tuple[State, Transition]:
+        """:meth:`imagine` with an encoding mixture: z at the prior's mean (as the engine
+        was fitted), the next encoding drawn from the mixture."""
+        key, t, sdim = state["key"], state["t"], self.net.cfg.memory_dim
+        u_normal, u_done, u_pick = keyed_random.uniform_streams(
+            key, t, (2 * ((sdim + 1) // 2), 1, 1))
+        zero = torch.zeros(len(actions), self.net.cfg.z_dim, device=self.device)
+        new, (reward, logit, gamevars), out = self._step(state, self._a(actions), zero)
+        new["s"] = self.net.sample_encoding(
+            new["h"], keyed_random.box_muller(u_normal, sdim).to(self.device),
+            u_pick[:, 0].to(self.device), temperature)
         done = u_done[:, 0].to(self.device) < self._hazard(logit)
         return ({**new, "frame": out.frame, "key": key, "t": t + 1},
                 Transition(reward, done, gamevars * self.gamevar_scale))

@@ -71,6 +71,17 @@ class GameGANConfig:
     (where monsters appear, when a wall comes into view) and a dream draws one future
     instead of the mean of all of them. The dream's noise e ~ N(0, 1) becomes
     z = mean + std * e of the prior; temperature 0 gives the prior's mean."""
+    encoding_mixture: int = 0
+    """Components of a Gaussian mixture over the next frame's encoding, given the engine's
+    new hidden state (0: none). With it the dynamics stage fits the engine teacher-forced
+    by the mixture's likelihood, as World Models fits its MDN-RNN, and a dream draws each
+    next encoding from the mixture (temperature as the MDN-RNN's) with z at the prior's mean:
+    fitted by squared error on its own open loop, the engine's far future was the mean scene,
+    from which the monsters fade (TakeCover card, "GameGAN: an adversarial refit").
+    Measured with 5 components on TakeCover's round-2 refit (``benchmarks/gamegan_refit.py
+    --net encoding_mixture=5``): that dream ranks standing at a wall above sweeping (always
+    left 341, sweep 261; game 160, 479) and its controller plays always-right (165.3 on the
+    selection seeds, random 214.4). Off in the recipe."""
 
 
 _FEEDBACK = ("frame", "encoding")
@@ -271,6 +282,8 @@ class GameGANGenerator(nn.Module):
         self.heads = nn.Linear(cfg.hidden, 2 + cfg.gamevars)  # reward, done logit, gamevars
         self.posterior = ZGaussian(cfg, sees_next=True) if cfg.z_posterior else None
         self.prior = ZGaussian(cfg, sees_next=False) if cfg.z_posterior else None
+        K, D = cfg.encoding_mixture, cfg.memory_dim
+        self.mixture = nn.Linear(cfg.hidden, K * (1 + 2 * D)) if K else None
 
     def next_encoding(self, frame: torch.Tensor, predicted: torch.Tensor) -> torch.Tensor:
         """The encoding a dream's next step acts from (``feedback``): the rendered ``frame``
@@ -329,6 +342,39 @@ class GameGANGenerator(nn.Module):
         heads = self.heads(new["h"])
         return new, StepOut(frame, images, masks, heads[:, 0], heads[:, 1], heads[:, 2:],
                             inputs)
+
+    def mixture_params(self, h: torch.Tensor
+                       ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The next encoding's mixture given the new hidden state h: (log weights (B, K),
+        means (B, K, D), log stds (B, K, D))."""
+        K, D = self.cfg.encoding_mixture, self.cfg.memory_dim
+        out = self.mixture(h)
+        logpi = F.log_softmax(out[:, :K], -1)
+        mu, logstd = out[:, K:].view(len(h), K, 2 * D).split(D, -1)
+        return logpi, mu, logstd.clamp(-7.0, 2.0)
+
+    def encoding_nll(self, h: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+        """Negative log-likelihood of encodings s (B, D) under the mixture, per dimension,
+        averaged over the batch."""
+        logpi, mu, logstd = self.mixture_params(h)
+        logn = (-0.5 * ((s.unsqueeze(1) - mu) / logstd.exp()) ** 2 - logstd
+                - 0.5 * math.log(2 * math.pi)).sum(-1)
+        return -torch.logsumexp(logpi + logn, -1).mean() / s.shape[-1]
+
+    def sample_encoding(self, h: torch.Tensor, normal: torch.Tensor, u: torch.Tensor,
+                        temperature: float) -> torch.Tensor:
+        """A draw from the mixture with the given standard normals (B, D) and uniforms (B,)
+        (a component by inverse CDF of the weights / temperature, then its Gaussian with the
+        std x sqrt(temperature)), as World Models' MDN-RNN draws z; temperature 0: the most
+        likely component's mean."""
+        logpi, mu, logstd = self.mixture_params(h)
+        if temperature <= 0:
+            return mu[torch.arange(len(h)), logpi.argmax(-1)]
+        cdf = torch.softmax(logpi / temperature, -1).cumsum(-1)
+        k = torch.searchsorted(cdf, u.unsqueeze(-1).clamp(max=1 - 1e-6)).squeeze(-1)
+        k = k.clamp(max=cdf.shape[-1] - 1)
+        rows = torch.arange(len(h))
+        return mu[rows, k] + logstd[rows, k].exp() * temperature ** 0.5 * normal
 
     def render_static(self, read: torch.Tensor) -> torch.Tensor:
         """The static component alone from a memory read (the cycle loss and the pictures)."""

@@ -544,7 +544,8 @@ class DynamicsWindows:
 def _dynamics_parts(G: GameGANGenerator) -> list[torch.nn.Module]:
     """What the dynamics stage trains: the engine, the memory (or the no-memory variant's
     projection) and z's posterior and prior."""
-    parts = [G.engine, G.memory if G.memory is not None else G.to_dynamic, G.posterior, G.prior]
+    parts = [G.engine, G.memory if G.memory is not None else G.to_dynamic, G.posterior, G.prior,
+             G.mixture]
     return [p for p in parts if p is not None]
 
 
@@ -564,7 +565,11 @@ def _pretrain_dynamics(G: GameGANGenerator, windows: DynamicsWindows, cfg: GameG
         s, a = windows.sample(rng, cfg.dynamics_batch)
         # a process's share is scaled by the global batch's variance, as one process scales it
         scale = _encoding_scale(s[:, 1:]) if parallel else None
-        loss, mse, kl = _dynamics_loss(G, share(s), share(a), cfg, scale, parallel)
+        if G.mixture is not None:  # teacher-forced likelihood, as World Models' M
+            loss = mse = _mixture_loss(G, share(s), share(a))
+            kl = loss.new_zeros(())
+        else:
+            loss, mse, kl = _dynamics_loss(G, share(s), share(a), cfg, scale, parallel)
         if cfg.dynamics_adversarial_weight > 0 or cfg.dynamics_moment_weight > 0:
             s, a = map(share, windows.sample(rng, cfg.dynamics_batch,
                                              cfg.dynamics_adversarial_len))
@@ -653,6 +658,20 @@ def encoding_residual_std(G: GameGANGenerator, windows: DynamicsWindows,
         residuals += [s_true[:, k + 1] - step[-1]
                       for k, step in enumerate(steps) if k + 1 >= cfg.dynamics_warmup]
     return torch.cat(residuals).std(0)
+
+
+def _mixture_loss(G: GameGANGenerator, s_true: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+    """The engine fed the true encodings s_true (B, L, D) and actions a (B, L - 1, A), z at
+    the prior's mean: negative log-likelihood per dimension of each next encoding under the
+    mixture of its new hidden state (:attr:`GameGANConfig.encoding_mixture`)."""
+    state = G.initial_from_encoding(s_true[:, 0])
+    zero = s_true.new_zeros(len(s_true), G.cfg.z_dim)
+    nll = []
+    for k in range(s_true.shape[1] - 1):
+        new, _ = G.advance(state, a[:, k], zero)
+        nll.append(G.encoding_nll(new["h"], s_true[:, k + 1]))
+        state = {**new, "s": s_true[:, k + 1]}
+    return torch.stack(nll).mean()
 
 
 def _draw(draw, parallel: bool, rows: int, *shape: int, device=None) -> torch.Tensor:
@@ -877,18 +896,24 @@ class GameGANRun:
             GameGANDream(self.game, net, self.scale, heads, noise, self.extra.features).save(d)
 
     def refit(self, k: int, rdir: Path, export_to: list[Path],
-              heads: dict[str, Any] | None = None, **overrides: Any) -> dict[str, Any]:
+              heads: dict[str, Any] | None = None, net: dict[str, Any] | None = None,
+              **overrides: Any) -> dict[str, Any]:
         """Round k's refit: the dynamics engine and memory fitted again on all real data
         so far (``[iterate]``'s steps and learning rate; ``overrides`` replace any other
         :class:`GameGANTrainConfig` field), starting from the trained generator's, then the
         encoding noise and the episode heads (``heads`` replace :class:`EpisodeHeadsConfig`
-        fields); written to ``rdir``, the dream exported to each of ``export_to``."""
+        fields; ``net`` :class:`GameGANConfig` fields, of parts the trained generator lacks,
+        e.g. ``encoding_mixture``); written to ``rdir``, the dream exported to each of
+        ``export_to``."""
         icfg = pick(GameGANIterateConfig, self.r["iterate"], seed=self.seed)
         eps = concat_episodes([self.episodes, *round_episodes(self.run_dir, k)])
         ids = np.concatenate([self.train_ids, np.arange(len(self.episodes.lengths),
                                                         len(eps.lengths))])
-        G = GameGANGenerator(self.net_cfg)
-        G.load_state_dict(load_tensors(self.final))
+        G = GameGANGenerator(dataclasses.replace(self.net_cfg, **(net or {})))
+        missing, unexpected = G.load_state_dict(load_tensors(self.final), strict=False)
+        if unexpected or any(not key.startswith("mixture.") for key in missing):
+            raise ValueError(f"{self.final} does not fit these settings {net}: missing "
+                             f"{missing}, unexpected {unexpected}.")
         rcfg = dataclasses.replace(self.tcfg, dynamics_steps=icfg.dynamics_steps,
                                    dynamics_lr=icfg.dynamics_lr, seed=self.seed + k)
         rcfg = dataclasses.replace(rcfg, **overrides)
