@@ -81,7 +81,7 @@ class GameGANConfig:
     Measured with 5 components on TakeCover's round-2 refit (``benchmarks/gamegan_refit.py
     --net encoding_mixture=5``): that dream ranks standing at a wall above sweeping (always
     left 341, sweep 261; game 160, 479) and its controller plays always-right (165.3 on the
-    selection seeds, random 214.4). Off in the recipe."""
+    selection seeds, random 214.4; at temperature 1.3, 194.7). Off in the recipe."""
 
 
 _FEEDBACK = ("frame", "encoding")
