@@ -149,7 +149,9 @@ class GameGANDream(torch.nn.Module):
     def _imagine_mixture(self, state: State, actions: torch.Tensor, temperature: float
                          ) -> tuple[State, Transition]:
         """:meth:`imagine` with an encoding mixture: z at the prior's mean (as the engine
-        was fitted), the next encoding drawn from the mixture."""
+        was fitted), the next encoding drawn from the mixture. The frame shown is the
+        renderer's from the engine's inputs; the draw is what the next step acts from and
+        what an agent's latent features hold."""
         key, t, sdim = state["key"], state["t"], self.net.cfg.memory_dim
         u_normal, u_done, u_pick = keyed_random.uniform_streams(
             key, t, (2 * ((sdim + 1) // 2), 1, 1))

@@ -368,12 +368,12 @@ class GameGANGenerator(nn.Module):
         std x sqrt(temperature)), as World Models' MDN-RNN draws z; temperature 0: the most
         likely component's mean."""
         logpi, mu, logstd = self.mixture_params(h)
+        rows = torch.arange(len(h), device=h.device)
         if temperature <= 0:
-            return mu[torch.arange(len(h)), logpi.argmax(-1)]
+            return mu[rows, logpi.argmax(-1)]
         cdf = torch.softmax(logpi / temperature, -1).cumsum(-1)
         k = torch.searchsorted(cdf, u.unsqueeze(-1).clamp(max=1 - 1e-6)).squeeze(-1)
         k = k.clamp(max=cdf.shape[-1] - 1)
-        rows = torch.arange(len(h))
         return mu[rows, k] + logstd[rows, k].exp() * temperature ** 0.5 * normal
 
     def render_static(self, read: torch.Tensor) -> torch.Tensor:

@@ -606,8 +606,11 @@ def _pretrain_dynamics(G: GameGANGenerator, windows: DynamicsWindows, cfg: GameG
         torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
         opt.step()
         if step % 10 == 0:
-            writer.add_scalar("pretrain/dynamics_mse", mse.item(), step)
-            writer.add_scalar("pretrain/dynamics_kl", kl.item(), step)
+            if G.mixture is not None:
+                writer.add_scalar("pretrain/dynamics_nll", mse.item(), step)
+            else:
+                writer.add_scalar("pretrain/dynamics_mse", mse.item(), step)
+                writer.add_scalar("pretrain/dynamics_kl", kl.item(), step)
 
 
 def moment_gap(real: torch.Tensor, fake: torch.Tensor, bucket: int) -> torch.Tensor:
@@ -923,7 +926,7 @@ class GameGANRun:
         writer.close()
         G.eval()
         report: dict[str, Any] = {"real_frames_total": int(eps.lengths.sum())}
-        if self.extra.encoding_noise:
+        if self.extra.encoding_noise and G.mixture is None:  # (a mixture draws its own)
             # the encoder is frozen: the refit's encodings serve the noise too
             report["encoding_noise"] = _noise(G, dyn, self.seed + k)
         hcfg = dataclasses.replace(self.hcfg, **(heads or {})) if self.hcfg else None

@@ -109,7 +109,8 @@ def any_process(flag: bool) -> bool:
     together, e.g. at a time limit that one process's clock reached first."""
     if world() == 1:
         return flag
-    t = torch.tensor([float(flag)])
+    # NCCL reduces CUDA tensors only
+    t = torch.tensor([float(flag)], device="cuda" if dist.get_backend() == "nccl" else "cpu")
     dist.all_reduce(t, op=dist.ReduceOp.MAX)
     return bool(t.item())
 
