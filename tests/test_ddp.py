@@ -19,17 +19,19 @@ from dream_gym.world_models.vae import ConvVAE, VAEConfig, to_input
 
 pytestmark = pytest.mark.slow  # collects real frames and trains twice
 
-RECIPE = """
-name = "{name}"
-game = "TakeCover"
-seed = 0
-
+COLLECT = """
 [collect]
 episodes = 6
 episodes_per_shard = 1
 workers = 1
 max_steps = 80
+"""  # the same real data for every run of this module (shard i is seeded from i)
 
+RECIPE = """
+name = "{name}"
+game = "TakeCover"
+seed = 0
+""" + COLLECT + """
 [vae]
 z_dim = 16
 steps = 60
@@ -111,13 +113,7 @@ name = "{name}"
 game = "TakeCover"
 family = "gamegan"
 seed = 0
-
-[collect]
-episodes = 6
-episodes_per_shard = 1
-workers = 1
-max_steps = 80
-
+""" + COLLECT + """
 [gamegan]
 z_dim = 4
 hidden = 32
