@@ -12,6 +12,8 @@ their single batched forward pass:
 
 from __future__ import annotations
 
+import hashlib
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -157,10 +159,14 @@ class ModelEncoder(BaseFeaturesExtractor):
         model: zoo name or folder of the model.
         bfloat16: encode in bfloat16 (about twice as fast where the CPU has it natively).
         stats_steps: dream steps whose frames set the standardisation.
+        cache: frames whose features are remembered (0: none). The encoder is frozen, so a
+            frame's features never change; a stack of m frames shows each frame m times and
+            PPO's epochs show each stack again: with a cache each frame is encoded once
+            (a 16-byte BLAKE2 digest of its pixels names it; least recently used first out).
     """
 
     def __init__(self, observation_space: gym.spaces.Box, model: str,
-                 bfloat16: bool = False, stats_steps: int = 64) -> None:
+                 bfloat16: bool = False, stats_steps: int = 64, cache: int = 0) -> None:
         from dream_gym.envs.vector import DreamVectorEnv
         from dream_gym.zoo import load_contexts, load_model
 
@@ -192,6 +198,8 @@ class ModelEncoder(BaseFeaturesExtractor):
         # not a submodule: its weights stay the zoo's, out of the policy's state and optimiser
         object.__setattr__(self, "model", loaded)
         self.bfloat16 = bfloat16
+        self.cache_size = int(cache)
+        self._cache: OrderedDict[bytes, torch.Tensor] = OrderedDict()
         self.register_buffer("keep", keep)
         self.register_buffer("mean", f[:, keep].mean(0))
         self.register_buffer("std", f[:, keep].std(0))
@@ -201,11 +209,34 @@ class ModelEncoder(BaseFeaturesExtractor):
         b, c, h, w = observations.shape
         frames = (observations.reshape(b * self.frames, 3, h, w) * 255).round() \
             .to(torch.uint8).permute(0, 2, 3, 1)
+        f = self._cached(frames) if self.cache_size else self._encode(frames)
+        return f.reshape(b, -1)
+
+    def _encode(self, frames: torch.Tensor) -> torch.Tensor:
+        """Standardised features (M, F) of uint8 frames (M, S, S, 3)."""
         with torch.autocast("cpu", torch.bfloat16, enabled=self.bfloat16):
             state = self.model.initial_state(frames[:, None],
                                              self.model.spec.no_actions(len(frames)))
             f = self.model.features(state)[:, self.keep].float()
-        return ((f - self.mean) / self.std).reshape(b, -1)
+        return (f - self.mean) / self.std
+
+    def _cached(self, frames: torch.Tensor) -> torch.Tensor:
+        pixels = frames.cpu().numpy()
+        keys = [hashlib.blake2b(x.tobytes(), digest_size=16).digest() for x in pixels]
+        new: dict[bytes, int] = {}
+        for i, k in enumerate(keys):
+            if k not in self._cache and k not in new:
+                new[k] = i
+        if new:
+            fresh = self._encode(frames[list(new.values())])
+            for k, row in zip(new, fresh, strict=True):
+                self._cache[k] = row
+        for k in keys:
+            self._cache.move_to_end(k)
+        out = torch.stack([self._cache[k] for k in keys])
+        while len(self._cache) > max(self.cache_size, len(keys)):
+            self._cache.popitem(last=False)
+        return out.to(frames.device)
 
 
 def make_sb3_vec_env(env_id: str, num_envs: int,

@@ -52,6 +52,7 @@ from stable_baselines3.common.callbacks import EveryNTimesteps
 from stable_baselines3.common.vec_env import VecEnv, VecFrameStack, VecMonitor, VecNormalize
 
 from dream_gym.checkpoint import save_json, save_tensors
+from dream_gym.distill import DaggerConfig, controller_teacher, dagger
 from dream_gym.evaluate import evaluate_controller, evaluate_random, welch_t
 from dream_gym.sb3 import (
     ModelEncoder,
@@ -85,6 +86,7 @@ def main() -> None:
                    help="pixels: each action held this many steps, in the dream "
                         "(frame_skip) and the game (MaxAndSkipObservation) alike")
     p.add_argument("--ent-coef", type=float, default=0.01, help="pixels: PPO's entropy bonus")
+    p.add_argument("--lr", type=float, default=3e-4, help="pixels 'encoder': PPO's step size")
     p.add_argument("--agent", choices=["cnn", "encoder", "recurrent"], default="cnn",
                    help="pixels: 'cnn' is PPO's CnnPolicy (NatureCNN) on --frame-stack frames; "
                         "'encoder' the same CnnPolicy with the model's frozen encoder as its "
@@ -98,6 +100,16 @@ def main() -> None:
     p.add_argument("--epochs", type=int, default=4, help="PPO epochs per rollout ('encoder')")
     p.add_argument("--checkpoint-every", type=int, default=250_000,
                    help="steps between saves of the policy (policy.safetensors, atomic)")
+    p.add_argument("--teacher", default=None,
+                   help="pixels 'encoder': a model (zoo name or folder) whose controller, "
+                        "evolved in its dream, first teaches the pixel policy in the dream "
+                        "(dream_gym.distill.dagger), before PPO")
+    p.add_argument("--dagger-rounds", type=int, default=4)
+    p.add_argument("--dagger-steps", type=int, default=256,
+                   help="vector steps per DAgger round (x --envs labelled frames)")
+    p.add_argument("--value-warmup", type=int, default=0,
+                   help="PPO's first steps train the value net alone (the taught actor "
+                        "frozen until its critic knows the dream's returns)")
     p.add_argument("--episodes", type=int, default=100)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default=None, help="default runs/ppo_<obs> (TakeCover), "
@@ -153,10 +165,11 @@ def main() -> None:
         from dream_gym.world_models.model import HAS_BF16
 
         agent = PPO("CnnPolicy", venv, n_steps=n_steps, batch_size=2048, n_epochs=args.epochs,
-                    learning_rate=3e-4, ent_coef=args.ent_coef, gamma=gamma, seed=args.seed,
+                    learning_rate=args.lr, ent_coef=args.ent_coef, gamma=gamma, seed=args.seed,
                     tensorboard_log=str(out), verbose=0, policy_kwargs={
                         "features_extractor_class": ModelEncoder,
-                        "features_extractor_kwargs": {"model": model_name, "bfloat16": HAS_BF16},
+                        "features_extractor_kwargs": {"model": model_name, "bfloat16": HAS_BF16,
+                                                      "cache": 65536},
                         "net_arch": {"pi": [64, 64], "vf": [256, 256]}})
     elif args.obs == "pixels":
         agent = PPO("CnnPolicy", venv, n_steps=4096 // envs, batch_size=512, n_epochs=4,
@@ -172,19 +185,39 @@ def main() -> None:
                         "obs_var": torch.as_tensor(norm.obs_rms.var, dtype=torch.float32)}
         save_tensors(out / "policy.safetensors", tensors)
 
-    agent.learn(args.timesteps, callback=[TqdmCallback(args.timesteps),
-                                          EveryNTimesteps(args.checkpoint_every,
-                                                          SaveCallback(save))])
+    if args.teacher is not None:
+        if args.agent != "encoder":
+            p.error("--teacher teaches the 'encoder' pixel agent (its frozen CNN's features "
+                    "are stored between rounds)")
+        results_dagger = dagger(agent.policy, venv, controller_teacher(args.teacher),
+                                DaggerConfig(rounds=args.dagger_rounds,
+                                             steps=args.dagger_steps, seed=args.seed))
+        save()
+    actor = [*agent.policy.mlp_extractor.policy_net.parameters(),
+             *agent.policy.action_net.parameters()]
+    callbacks = [TqdmCallback(args.timesteps),
+                 EveryNTimesteps(args.checkpoint_every, SaveCallback(save))]
+    if args.value_warmup:  # Adam skips the actor's weights while they have no gradient
+        for w in actor:
+            w.requires_grad_(False)
+        agent.learn(args.value_warmup, callback=callbacks)
+        for w in actor:
+            w.requires_grad_(True)
+    if args.timesteps > args.value_warmup:
+        agent.learn(args.timesteps - args.value_warmup, callback=callbacks,
+                    reset_num_timesteps=not args.value_warmup)
     save()
 
     seed, n = 10_000, args.episodes
-    dream = [ep["r"] for ep in agent.ep_info_buffer]  # the last 100 dream episodes
+    dream = [ep["r"] for ep in agent.ep_info_buffer or []]  # the last 100 dream episodes
     results = {"env": args.env, "model": model_name, "obs": args.obs,
                "timesteps": args.timesteps, "envs": envs, "temperature": temperature,
                "gamma": gamma, "first_seed": seed,
                "frame_stack": args.frame_stack if args.obs == "pixels" else None,
                "frame_skip": args.frame_skip, "n_steps": agent.n_steps,
                "agent": args.agent if args.obs == "pixels" else "mlp",
+               "teacher": args.teacher, "value_warmup": args.value_warmup, "lr": args.lr,
+               "dagger": results_dagger if args.teacher is not None else None,
                "dream_last_episodes": {"mean": float(np.mean(dream)), "n": len(dream)}}
     print(f"dream (last {len(dream)} training episodes): {np.mean(dream):.1f}")
     if args.obs == "latent":

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 from gymnasium.utils import seeding
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
@@ -163,6 +164,14 @@ class DreamVectorEnv(VectorEnv):
 
     def render(self):
         return None if self._core.state is None else self._core.screens().copy()
+
+    def latent_features(self) -> torch.Tensor:
+        """(N, F) the model's features of each dream's current state, the latent
+        observation, whatever ``obs_type`` shows: a teacher that reads the model's state
+        labels the frames a pixel agent sees (:func:`dream_gym.distill.dagger`)."""
+        if self._core.state is None:
+            raise RuntimeError("Call reset() before latent_features().")
+        return self.model.features(self._core.state)
 
     # --- helpers ----------------------------------------------------------------------------
     def _seeds(self, seed: int | list[int | None] | None) -> list[int | None]:
