@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -82,11 +83,13 @@ def _distribution(policy: ActorCriticPolicy, features: torch.Tensor):
 
 
 def dagger(policy: ActorCriticPolicy, venv: VecEnv, teacher: Teacher,
-           cfg: DaggerConfig | None = None, progress: bool = True) -> list[dict[str, float]]:
+           cfg: DaggerConfig | None = None, progress: bool = True) -> list[dict[str, Any]]:
     """Fit ``policy``'s actor (its MLP and action head; the features extractor must be frozen,
     e.g. :class:`~dream_gym.sb3.ModelEncoder`) to ``teacher``'s actions on the dream frames
-    of ``venv``. Returns per round: the teacher's share of actions, the student's agreement
-    with the teacher on that round's frames before fitting, and the fitted loss."""
+    of ``venv``. Returns per round: the teacher's share of the actions, the labels so far,
+    the dreams that ended and their mean return (under SB3's ``VecMonitor``; mixed play),
+    for discrete actions the student's agreement with the teacher on the round's frames
+    before it is fitted on them and the best constant action's, and the fitted loss."""
     cfg = cfg or DaggerConfig()
     if any(p.requires_grad for p in policy.features_extractor.parameters()):
         raise ValueError("dagger fits the policy's heads on stored features: give the policy "
@@ -102,10 +105,10 @@ def dagger(policy: ActorCriticPolicy, venv: VecEnv, teacher: Teacher,
     log = []
     venv.seed(cfg.seed)
     obs = venv.reset()
+    discrete = policy.action_space.dtype.kind in "iu"
     for r in range(cfg.rounds):
         share = cfg.beta ** r
         agree, returns = 0.0, []
-        discrete = policy.action_space.dtype.kind in "iu"
         for _ in tqdm(range(cfg.steps), desc=f"DAgger round {r + 1}/{cfg.rounds}",
                       disable=not progress):
             f = _features(policy, obs)

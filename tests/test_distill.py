@@ -12,6 +12,8 @@ from stable_baselines3.common.vec_env import VecFrameStack, VecMonitor
 from dream_gym.distill import DaggerConfig, controller_teacher, dagger
 from dream_gym.sb3 import ModelEncoder, make_sb3_vec_env
 
+pytestmark = pytest.mark.slow  # the shipped TakeCover dream at 64 to 256 dreams, and training
+
 
 def _pixel_agent(venv, cache: int = 4096) -> PPO:
     return PPO("CnnPolicy", venv, n_steps=8, seed=0, policy_kwargs={
