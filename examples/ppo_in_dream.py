@@ -34,9 +34,12 @@ the agent's own play (:func:`dream_gym.distill.dagger`), then PPO trains on, its
 ``--value-warmup`` steps fitting the critic alone. The pixel agent that transfers:
 
     python examples/ppo_in_dream.py --obs pixels --agent encoder --frame-stack 8 \
-        --envs 256 --n-steps 32 --teacher takecover PPO_ARGS
+        --envs 256 --n-steps 32 --teacher takecover --value-warmup 131072 \
+        --timesteps 655360 --lr 1e-4
 
-PPO_RESULT
+60 minutes on 2 cores: real 751.6 +- 481.3 on the raw screen and 763.4 +- 466.3
+through the model against random 240.6 (Welch t 10.2 and 10.8); taught only
+(``--timesteps 0``, 8 minutes) 707.1 and 742.5; the teacher 799.7 on these seeds.
 
 ``--env Dream-CarRacing-v0``: the same on CarRacing's Box actions (steer, gas, brake), with
 its own defaults (256 dreams at tau 1.0, gamma 0.99, longer rollouts: a lap is 1,000 steps).
