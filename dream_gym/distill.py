@@ -69,6 +69,9 @@ def controller_teacher(model: str | Path) -> Teacher:
         raise FileNotFoundError(f"{stem}.json: no controller in {model!r} to teach with; "
                                 "evolve one first (dream-gym evolve).")
     controller, _ = LinearController.load(stem)
+    if controller.hold != 1:  # act() gives fresh decisions; a held one repeats them
+        raise ValueError(f"{stem}.json decides every {controller.hold} steps; dagger labels "
+                         "every step, so teach with a controller evolved with hold 1.")
     return controller.act
 
 
