@@ -117,14 +117,15 @@ def dagger(policy: ActorCriticPolicy, venv: VecEnv, teacher: Teacher,
             f = _features(policy, obs)
             taught = teacher(dreams.latent_features()).cpu()
             with torch.no_grad():
-                own = _distribution(policy, f).get_actions(deterministic=True).cpu()
+                own = _distribution(policy, f).get_actions(deterministic=True).cpu() \
+                    .reshape(taught.shape).to(taught.dtype)
             if discrete:
-                agree += float((own.reshape(taught.shape) == taught).float().mean())
+                agree += float((own == taught).float().mean())
             feats.append(f)
             labels.append(taught)
             use_teacher = torch.from_numpy(rng.random(len(taught)) < share)
             mask = use_teacher.reshape(-1, *([1] * (taught.dim() - 1)))
-            act = torch.where(mask, taught, own.reshape(taught.shape).to(taught.dtype))
+            act = torch.where(mask, taught, own)
             obs, _, _, infos = venv.step(act.numpy())
             returns += [i["episode"]["r"] for i in infos if "episode" in i]
         x, y = torch.cat(feats), torch.cat(labels)
