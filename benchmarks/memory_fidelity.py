@@ -1,6 +1,9 @@
 """Does a dream remember? GTM-SM against a memory-less MDN-RNN on held-out pictures.
 
     python benchmarks/memory_fidelity.py --model imagenav --sequences 64
+    python benchmarks/memory_fidelity.py --model imagenav --sequences 64 \
+        --gamegan runs/imagenav_gamegan/model \
+        --gamegan-nomemory runs/imagenav_gamegan_nomemory/model
 
 DESIGN section 4's protocol for memory models, with the GTM-SM paper's image-navigation test: on
 pictures of the test split (never trained on), a random walk of 256 steps is memorised (real
@@ -10,7 +13,11 @@ GTM-SM (most likely retrieval, tau -> 0), the MDN-RNN baseline shipped beside it
 003's M over the same frame encodings, teacher-forced through the memorisation phase, then
 open-loop on its most likely mixture component), and GTM-SM on steps at places the walk
 had seen; and, as a reference that needs no model, the mean of the memorised frames
-shown at every step. Also: R^2 of a linear map from GTM-SM's inferred states to the true grid
+shown at every step. With ``--gamegan`` (and ``--gamegan-nomemory``, the same recipe without
+its memory module) GameGAN dreams of the same world run the same walks through the model
+contract (their memory written while they are fed the memorised walk's true frames, then
+tau 0), and their errors at revisited places are compared walk by walk (paired t).
+Also: R^2 of a linear map from GTM-SM's inferred states to the true grid
 positions (states inferred from each walk's frames and actions; fitted on half the
 sequences, scored on the other half). Writes JSON and a
 picture of true vs predicted frames.
@@ -27,7 +34,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from dream_gym.checkpoint import save_json
-from dream_gym.contract import seed_dreams
+from dream_gym.contract import WorldModel, seed_dreams
 from dream_gym.envs.image_nav import make_image, random_actions, walk
 from dream_gym.gtm_sm.gtm_sm import frame_changed
 from dream_gym.gtm_sm.model import GTMSMDream
@@ -44,9 +51,10 @@ def held_out_walks(n: int, steps: int, seed: int, mean_hold: float = 3.0):
 
 
 @torch.no_grad()
-def gtm_sm_predict(model: GTMSMDream, frames: np.ndarray, actions: np.ndarray,
-                   memorize: int, temperature: float = 1e-3) -> np.ndarray:
-    """Frames predicted for steps memorize+1.. from actions alone, through the contract."""
+def dream_predict(model: WorldModel, frames: np.ndarray, actions: np.ndarray,
+                  memorize: int, temperature: float = 1e-3) -> np.ndarray:
+    """Frames predicted for steps memorize+1.. from actions alone, through the contract
+    (any family: GTM-SM at tau -> 0 retrieves the most likely, GameGAN at 0 draws z = 0)."""
     state = model.initial_state(torch.from_numpy(frames[:, : memorize + 1]),
                                 torch.from_numpy(actions[:, :memorize]))
     state = seed_dreams(state, torch.arange(len(frames)))
@@ -100,11 +108,12 @@ def position_r2(model: GTMSMDream, frames: np.ndarray, actions: np.ndarray,
     return float(1 - ((y - fit) ** 2).sum() / ((y - y.mean(0)) ** 2).sum())
 
 
-def picture(true, gtm, base, steps, path: Path, rows: int = 4) -> None:
-    """For ``rows`` walks: true / GTM-SM / MDN-RNN frames at the given prediction steps."""
+def picture(true: np.ndarray, rows_of: dict[str, np.ndarray], steps: list[int], path: Path,
+            rows: int = 4) -> None:
+    """For ``rows`` walks: the true frames, then each model's, at the given prediction steps."""
     strips = []
     for i in range(rows):
-        for seq in (true, gtm, base):
+        for seq in (true, *rows_of.values()):
             strips.append(np.concatenate([np.pad(seq[i, s - 1], ((1, 1), (1, 1), (0, 0)),
                                                  constant_values=255) for s in steps], 1))
         strips.append(np.full_like(strips[-1][:3], 255))
@@ -112,9 +121,28 @@ def picture(true, gtm, base, steps, path: Path, rows: int = 4) -> None:
     Image.fromarray(img).resize((img.shape[1] * 8, img.shape[0] * 8), Image.NEAREST).save(path)
 
 
+def paired(a: np.ndarray, b: np.ndarray) -> dict[str, float]:
+    """Mean, stderr and t of the per-walk differences a - b (walks with a value in both)."""
+    d = (a - b)[np.isfinite(a) & np.isfinite(b)]
+    se = float(d.std(ddof=1) / np.sqrt(len(d)))
+    return {"mean_difference": float(d.mean()), "stderr": se, "t": float(d.mean() / se),
+            "walks": int(len(d))}
+
+
+def walk_means(err: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Each walk's mean error over the steps in ``mask`` (NaN where it has none)."""
+    n = mask.sum(1)
+    return np.where(n > 0, (err * mask).sum(1) / np.maximum(n, 1), np.nan)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--model", default="imagenav")
+    p.add_argument("--gamegan", help="a GameGAN model folder of ImageNav (its recipe: "
+                   "training/imagenav_gamegan.toml)")
+    p.add_argument("--gamegan-nomemory", dest="gamegan_nomemory",
+                   help="the same recipe without its memory module "
+                   "(training/imagenav_gamegan_nomemory.toml)")
     p.add_argument("--sequences", type=int, default=64)
     p.add_argument("--memorize", type=int, default=256)
     p.add_argument("--predict", type=int, default=256)
@@ -127,9 +155,15 @@ def main() -> None:
     frames, actions, pos = held_out_walks(args.sequences, args.memorize + args.predict,
                                           args.seed)
     true = frames[:, args.memorize + 1 :]
-    gtm = gtm_sm_predict(model, frames, actions, args.memorize)
-    base = mdnrnn_predict(model, rnn, frames, actions, args.memorize)
-    e_gtm, e_base = per_step_mse(gtm, true), per_step_mse(base, true)
+    preds = {"GTM-SM": dream_predict(model, frames, actions, args.memorize),
+             "MDN-RNN": mdnrnn_predict(model, rnn, frames, actions, args.memorize)}
+    for label, path in (("GameGAN", args.gamegan),
+                        ("GameGAN, no memory", args.gamegan_nomemory)):
+        if path:
+            preds[label] = dream_predict(load_model(path, game="ImageNav"), frames, actions,
+                                         args.memorize, temperature=0.0)
+    errs = {k: per_step_mse(v, true) for k, v in preds.items()}
+    e_gtm, e_base = errs["GTM-SM"], errs["MDN-RNN"]
     # a reference that needs no model: the mean of the memorised frames, shown at every step
     mean_frame = frames[:, : args.memorize + 1].mean(1, keepdims=True).round().astype(np.uint8)
     e_mean = per_step_mse(np.broadcast_to(mean_frame, true.shape), true)
@@ -152,21 +186,39 @@ def main() -> None:
         "gtm_sm_psnr": float(psnr(e_gtm.mean(0)).mean()),
         "mdnrnn_psnr": float(psnr(e_base.mean(0)).mean()),
         "position_r2": r2,
-        "per_step_mse": {"gtm_sm": e_gtm.mean(0).tolist(), "mdnrnn": e_base.mean(0).tolist(),
+        "models": {k: {"mse": float(e.mean()), "mse_steps_1_50": float(e[:, early].mean()),
+                       "mse_steps_200_256": float(e[:, late].mean()),
+                       "mse_seen_places": float(e[seen].mean()),
+                       "mse_unseen_places": float(e[~seen].mean()) if (~seen).any() else None}
+                   for k, e in errs.items()},
+        "per_step_mse": {**{k: e.mean(0).tolist() for k, e in errs.items()},
                          "mean_memorised_frame": e_mean.mean(0).tolist()},
     }
+    if "GameGAN" in errs and "GameGAN, no memory" in errs:
+        with_m, without = errs["GameGAN"], errs["GameGAN, no memory"]
+        result["gamegan_memory_vs_none"] = {  # negative: the memory's error is lower
+            "seen_places": paired(walk_means(with_m, seen), walk_means(without, seen)),
+            "unseen_places": paired(walk_means(with_m, ~seen), walk_means(without, ~seen)),
+        }
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     save_json(out / "memory_fidelity.json", result)
     steps = [s for s in (1, 32, 64, 128, 192, 256) if s <= args.predict]
-    picture(true, gtm, base, steps, out / "memory_fidelity.png")
-    print(f"{'prediction steps':<20}{'GTM-SM MSE':>12}{'MDN-RNN MSE':>13}{'mean frame':>12}")
-    for name, sl in (("1..50", early), ("200..256", late), ("all", slice(None))):
-        print(f"{name:<20}{e_gtm[:, sl].mean():>12.5f}{e_base[:, sl].mean():>13.5f}"
-              f"{e_mean[:, sl].mean():>12.5f}")
+    picture(true, preds, steps, out / "memory_fidelity.png")
+    cols = [("all", slice(None)), ("1..50", early), ("200..256", late)]
+    print(f"{'pixel MSE':<20}" + "".join(f"{c:>10}" for c, _ in cols)
+          + f"{'seen':>10}{'unseen':>10}")
+    for k, e in [*errs.items(), ("mean frame", e_mean)]:
+        print(f"{k:<20}" + "".join(f"{e[:, sl].mean():>10.5f}" for _, sl in cols)
+              + f"{e[seen].mean():>10.5f}"
+              + (f"{e[~seen].mean():>10.5f}" if (~seen).any() else f"{'-':>10}"))
+    print(f"{100 * seen.mean():.0f}% of predicted steps at places the memorised walk had seen")
     print(f"GTM-SM / MDN-RNN: {result['ratio_gtm_to_mdnrnn']:.3f}; late / early: "
-          f"{result['late_to_early']:.2f}; seen places {result['gtm_sm_mse_seen_places']:.5f} "
-          f"({100 * seen.mean():.0f}% of steps); position R^2 {r2:.4f}")
+          f"{result['late_to_early']:.2f}; position R^2 {r2:.4f}")
+    for where, d in result.get("gamegan_memory_vs_none", {}).items():
+        print(f"GameGAN - GameGAN without memory, {where.replace('_', ' ')}: "
+              f"{d['mean_difference']:+.5f} (stderr {d['stderr']:.5f}, paired t {d['t']:.2f}, "
+              f"{d['walks']} walks)")
     print(f"wrote {out / 'memory_fidelity.json'} and {out / 'memory_fidelity.png'}")
 
 

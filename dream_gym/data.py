@@ -216,19 +216,23 @@ def concat_episodes(parts: list[Episodes]) -> Episodes:
                        for f in dataclasses.fields(Episodes)})
 
 
-def save_contexts(episodes: Episodes, model_dir: Path, count: int, seed: int) -> None:
-    """Ship the first frame of ``count`` real episodes: the dream's starting contexts."""
+def save_contexts(episodes: Episodes, model_dir: Path, count: int, seed: int,
+                  length: int = 1) -> None:
+    """Ship the first ``length`` frames (and the actions between them) of ``count`` real
+    episodes at least that long: the dream's starting contexts."""
     import torch  # here: collection workers import this module and need no torch
 
     from dream_gym.checkpoint import save_tensors
 
     rng = np.random.default_rng(seed)
-    eps = rng.choice(len(episodes.lengths), size=min(count, len(episodes.lengths)),
-                     replace=False)
-    first = episodes.starts[eps]
+    long_enough = np.flatnonzero(episodes.lengths >= length)
+    if not len(long_enough):
+        raise ValueError(f"No episode has {length} frames for a context: lower [context] "
+                         "length or collect longer episodes.")
+    eps = rng.choice(long_enough, size=min(count, len(long_enough)), replace=False)
+    t = episodes.starts[eps][:, None] + np.arange(length)
     save_tensors(model_dir / "contexts.safetensors", {
-        "frames": torch.from_numpy(np.ascontiguousarray(episodes.frames[first][:, None])),
-        "actions": torch.from_numpy(episodes.actions[:0]).reshape(
-            len(eps), 0, *episodes.actions.shape[1:]),
-        "gamevars": torch.from_numpy(np.ascontiguousarray(episodes.gamevars[first])),
+        "frames": torch.from_numpy(np.ascontiguousarray(episodes.frames[t])),
+        "actions": torch.from_numpy(np.ascontiguousarray(episodes.actions[t[:, :-1]])),
+        "gamevars": torch.from_numpy(np.ascontiguousarray(episodes.gamevars[t[:, -1]])),
     })

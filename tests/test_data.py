@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from dream_gym.data import CollectConfig, collect, load_episodes, shard_path
+from dream_gym.checkpoint import load_tensors
+from dream_gym.data import CollectConfig, collect, load_episodes, save_contexts, shard_path
 from dream_gym.games import register_game
 from dream_gym.games.derive import game_from_env
 from dream_gym.motion import strafe_from_spawn
@@ -137,3 +138,18 @@ def test_collection_policy_errors_name_the_fix():
         CollectConfig(game="TakeCover", policy="road")
     with pytest.raises(ValueError, match="'random', 'road', 'road_modes'"):
         CollectConfig(game="CarRacing", policy="expert")
+
+
+def test_contexts_of_memorised_walks_hold_each_walks_first_frames_and_actions(tmp_path):
+    collect(CollectConfig(game="ImageNav", episodes=4, episodes_per_shard=2, workers=1,
+                          max_hold=4, max_steps=40), tmp_path / "data")
+    ep = load_episodes(tmp_path / "data")
+    save_contexts(ep, tmp_path, count=3, seed=0, length=21)
+    ctx = load_tensors(tmp_path / "contexts.safetensors")
+    assert ctx["frames"].shape == (3, 21, 8, 8, 3) and ctx["actions"].shape == (3, 20)
+    starts = set(ep.starts.tolist())
+    for frames, actions in zip(ctx["frames"].numpy(), ctx["actions"].numpy(), strict=True):
+        first = next(t for t in starts if np.array_equal(ep.frames[t:t + 21], frames))
+        np.testing.assert_array_equal(ep.actions[first:first + 20], actions)
+    with pytest.raises(ValueError, match="No episode has 41 frames"):
+        save_contexts(ep, tmp_path, count=3, seed=0, length=41)

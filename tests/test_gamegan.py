@@ -47,6 +47,28 @@ def test_the_shift_kernel_moves_attention_and_a_mirrored_action_moves_it_back():
     torch.testing.assert_close(back, alpha)
 
 
+@pytest.mark.parametrize("before", [False, True], ids=["paper", "write_before_move"])
+def test_a_write_lands_where_the_step_starts_or_where_it_moves(before):
+    torch.manual_seed(0)
+    mem = Memory(GameGANConfig(**TINY, write_before_move=before, write_frame=True))
+    mem.requires_grad_(False)
+    mem.kernel[-1].weight.zero_()
+    mem.kernel[-1].bias.copy_(torch.eye(9)[5] * 10)  # every action: one cell right
+    mem.gate[-1].bias.fill_(20.0)  # the gate always lets the shift happen
+    M, alpha = mem.initial(1, torch.device("cpu"))
+    n, c = mem.cfg.memory_grid, mem.cells // 2
+    h, s = torch.zeros(1, mem.cfg.hidden), torch.randn(1, mem.cfg.memory_dim)
+    read, _, moved, M2 = mem(h, _one_hot(1), alpha, M.clone(), s)
+    changed = (M2 - M).abs().sum(-1)[0] > 1e-6
+    start, to = c, int(moved[0].argmax())
+    assert to == c - 1 and moved.view(n, n)[n // 2, n // 2 - 1] > 0.99
+    assert changed[start].item() is before and changed[to].item() is (not before)
+    assert changed.sum() == 1  # one cell written, the others keep what they held
+    # the written content depends on the frame the step starts from (write_frame)
+    _, _, _, M3 = mem(h, _one_hot(1), alpha, M.clone(), s + 1.0)
+    assert not torch.allclose(M2, M3)
+
+
 def _tiny_dream(seed: int = 0, heads: bool = False, noise: float | None = None,
                 **config) -> GameGANDream:
     """A tiny untrained dream; ``heads``: with episode heads (reward, done, game variables

@@ -17,7 +17,7 @@ from dream_gym.zoo import load_baseline, load_model
 
 sys.path.insert(0, str(Path(__file__).parent.parent / "benchmarks"))
 from memory_fidelity import (  # noqa: E402
-    gtm_sm_predict,
+    dream_predict,
     held_out_walks,
     mdnrnn_predict,
     per_step_mse,
@@ -85,7 +85,7 @@ def test_returning_to_a_seen_place_reproduces_what_was_seen():
 def test_gtm_sm_predicts_far_better_than_the_memoryless_baseline(imagenav, walks):
     frames, actions, _ = walks
     true = frames[:, 257:]
-    gtm = per_step_mse(gtm_sm_predict(imagenav, frames, actions, 256), true)
+    gtm = per_step_mse(dream_predict(imagenav, frames, actions, 256), true)
     base = per_step_mse(mdnrnn_predict(imagenav, load_baseline("imagenav"), frames, actions,
                                        256), true)
     diff = base.mean(1) - gtm.mean(1)  # per walk, paired: baseline error minus GTM-SM's

@@ -49,6 +49,15 @@ class GameGANConfig:
     is flipped right)."""
     use_memory: bool = True
     """False: the no-memory variant (one dynamic component from h, as the paper's ablation)."""
+    write_before_move: bool = False
+    """Write (erase, add) at the place the step starts from, then move the attention and
+    read; the paper moves first and writes at the new place, with a hidden state that has
+    not yet seen that place's frame, so a cell only ever holds a guess made from a
+    neighbour (or what a step that stayed put saw there)."""
+    write_frame: bool = False
+    """The erase and add vectors see the encoding of the frame the step starts from beside
+    the hidden state, so that a write can store that frame as it is (with
+    ``write_before_move``: at its own place); the paper computes them from h alone."""
     enc_width: int = 8
     """Channels of the frame encoder's first conv (doubling per layer)."""
     render_width: int = 8
@@ -155,6 +164,7 @@ class Memory(nn.Module):
                                     nn.Linear(D, 9))
         self.gate = nn.Sequential(nn.Linear(cfg.hidden, D), nn.LeakyReLU(0.2), nn.Linear(D, 1))
         self.vars = nn.Linear(cfg.hidden, 3 * D)  # erase, add, the dynamic component's input
+        self.write_vars = nn.Linear(cfg.hidden + D, 2 * D) if cfg.write_frame else None
         bias = torch.empty(self.cells, D)
         nn.init.uniform_(bias, -1 / math.sqrt(self.cells + D), 1 / math.sqrt(self.cells + D))
         self.register_buffer("bias", bias)
@@ -182,16 +192,29 @@ class Memory(nn.Module):
         out = F.conv2d(alpha.view(1, B, n, n), kernels.view(B, 1, 3, 3), padding=1, groups=B)
         return out.view(B, -1)
 
-    def forward(self, h: torch.Tensor, a: torch.Tensor, alpha: torch.Tensor, M: torch.Tensor
+    def forward(self, h: torch.Tensor, a: torch.Tensor, alpha: torch.Tensor, M: torch.Tensor,
+                s: torch.Tensor | None = None
                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(read, dynamic input, alpha, M) after one step."""
+        """(read, dynamic input, alpha, M) after one step; ``s``: the encoding of the frame
+        the step started from (used with ``write_frame``)."""
         gate = torch.sigmoid(self.gate(h))
-        alpha = gate * self.shift(alpha, self.kernels(a)) + (1 - gate) * alpha
         erase, add, dynamic = self.vars(h).chunk(3, -1)
-        w = alpha.unsqueeze(-1)
-        M = M * (1 - w * torch.sigmoid(erase).unsqueeze(1)) + w * add.unsqueeze(1)
+        if self.write_vars is not None:
+            erase, add = self.write_vars(torch.cat([h, s], -1)).chunk(2, -1)
+        if self.cfg.write_before_move:
+            M = self._write(M, alpha, erase, add)
+        alpha = gate * self.shift(alpha, self.kernels(a)) + (1 - gate) * alpha
+        if not self.cfg.write_before_move:
+            M = self._write(M, alpha, erase, add)
         read = torch.bmm(alpha.unsqueeze(1), M).squeeze(1)
         return read, dynamic, alpha, M
+
+    @staticmethod
+    def _write(M: torch.Tensor, alpha: torch.Tensor, erase: torch.Tensor, add: torch.Tensor
+               ) -> torch.Tensor:
+        """Erase and add at attention ``alpha`` (B, cells)."""
+        w = alpha.unsqueeze(-1)
+        return M * (1 - w * torch.sigmoid(erase).unsqueeze(1)) + w * add.unsqueeze(1)
 
     def read_at(self, alpha: torch.Tensor, M: torch.Tensor) -> torch.Tensor:
         return torch.bmm(alpha.unsqueeze(1), M).squeeze(1)
@@ -321,7 +344,7 @@ class GameGANGenerator(nn.Module):
         new = {"h": h, "c": c}
         if self.memory is None:
             return new, [self.to_dynamic(h)]
-        read, dynamic, alpha, M = self.memory(h, a, state["alpha"], state["M"])
+        read, dynamic, alpha, M = self.memory(h, a, state["alpha"], state["M"], state["s"])
         new.update(read=read, alpha=alpha, M=M)
         return new, [read if memory_reads else torch.zeros_like(read), dynamic]
 

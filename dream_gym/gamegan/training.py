@@ -979,8 +979,8 @@ def run_stages(r: dict[str, Any], run_dir: Path, stages, device: torch.device) -
     def export_first() -> None:  # once: a rerun must not put it back over a round's dream
         run.export(net, run_dir / "gamegan", stages.done.get("heads"),
                    stages.done.get("encoding_noise", {}).get("std"), [model_dir])
-        save_contexts(episodes, model_dir, pick(ContextConfig, r.get("context", {})).count,
-                      seed)
+        ctx = pick(ContextConfig, r.get("context", {}))
+        save_contexts(episodes, model_dir, ctx.count, seed, ctx.length)
 
     stages.run("export", export_first)
     if "controller" in r:

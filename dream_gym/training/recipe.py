@@ -70,7 +70,10 @@ def load_recipe(path: str | Path) -> dict[str, Any]:
 @dataclass
 class ContextConfig:
     count: int = 64
-    """Real starting frames shipped with the model (first frames of random episodes)."""
+    """Real starting contexts shipped with the model (the starts of random episodes)."""
+    length: int = 1
+    """Frames per context, from its episode's first: 1 starts a dream from one real frame;
+    a memory model's dream starts from a memorised walk (ImageNav's GameGAN: 257)."""
 
 
 @dataclass

@@ -117,8 +117,8 @@ def run_stages(r: dict[str, Any], run_dir: Path, stages: Stages, device: torch.d
         WorldModelsDream(r["game"], vae, rnn, gamevar_scale,
                          r["mdnrnn"].get("done_mode", "bernoulli"),
                          r.get("controller", {}).get("features", "zh")).save(model_dir)
-        save_contexts(episodes, model_dir, pick(ContextConfig, r.get("context", {})).count,
-                      seed)
+        ctx = pick(ContextConfig, r.get("context", {}))
+        save_contexts(episodes, model_dir, ctx.count, seed, ctx.length)
 
     stages.run("mdnrnn", rnn_stage, parallel=True)
 
