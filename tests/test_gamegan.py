@@ -597,3 +597,24 @@ def test_the_encoding_critics_game_side_is_what_an_agent_sees_in_the_game():
     for k in range(6):
         state = dream.observe(state, actions[:, k], frames[:, k + 1])
         torch.testing.assert_close(dream.features(state), game[:, k])
+
+
+def test_a_frame_too_small_for_the_discriminators_names_the_fix(tmp_path):
+    net_cfg = GameGANConfig(**{**TINY, "frame_size": 8})
+    with pytest.raises(ValueError, match="adversarial = false"):
+        train_gamegan(None, None, net_cfg, DiscriminatorConfig(), GameGANTrainConfig(),
+                      tmp_path, torch.device("cpu"))
+
+
+def test_a_diverging_dynamics_stage_stops_before_a_checkpoint(takecover_episodes, tmp_path):
+    eps = takecover_episodes
+    net_cfg = GameGANConfig(**TINY)
+    tcfg = GameGANTrainConfig(steps=0, holdout=0.0, dynamics_steps=50, dynamics_batch=4,
+                              dynamics_seq_len=8, dynamics_warmup=2, dynamics_lr=1e30,
+                              grad_clip=1e30)
+    sampler = WindowSampler(eps, "TakeCover", 8, 100.0, net_cfg.done_window,
+                            np.random.default_rng(0), np.arange(len(eps.lengths)))
+    with pytest.raises(FloatingPointError, match="diverged at update .* lower dynamics_lr"):
+        train_gamegan(sampler, None, net_cfg, DiscriminatorConfig(width=4, temporal_width=4),
+                      tcfg, tmp_path, torch.device("cpu"))
+    assert not (tmp_path / "ckpt").exists()

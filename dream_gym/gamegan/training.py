@@ -324,6 +324,11 @@ def train_gamegan(sampler: WindowSampler, held: WindowSampler | None, net_cfg: G
     if cfg.freeze_dynamics and cfg.dynamics_weight > 0:
         raise ValueError("freeze_dynamics = true leaves the dynamics loss nothing to train: "
                          "set dynamics_weight = 0.")
+    if cfg.adversarial and net_cfg.frame_size < 16:
+        raise ValueError(f"GameGAN's discriminators halve a frame four times, so a "
+                         f"{net_cfg.frame_size}x{net_cfg.frame_size} frame is too small for them "
+                         "(16 at least): set adversarial = false in [gamegan] to train without "
+                         "them, as training/imagenav_gamegan.toml does for its 8x8 view.")
     if ddp.world() > 1 and cfg.dynamics_adversarial_weight > 0:
         raise ValueError("dynamics_adversarial_weight > 0 is not data-parallel (its critic is "
                          "standardised by one process's batch): train it in one process.")
@@ -570,6 +575,11 @@ def _pretrain_dynamics(G: GameGANGenerator, windows: DynamicsWindows, cfg: GameG
             kl = loss.new_zeros(())
         else:
             loss, mse, kl = _dynamics_loss(G, share(s), share(a), cfg, scale, parallel)
+        if not torch.isfinite(loss):  # stop before NaN weights reach a checkpoint
+            raise FloatingPointError(
+                f"The dynamics stage diverged at update {step} (loss {loss.item()}): lower "
+                f"dynamics_lr (now {cfg.dynamics_lr:g}) or grad_clip ({cfg.grad_clip:g}) "
+                "and run the same command again; the stage starts over.")
         if cfg.dynamics_adversarial_weight > 0 or cfg.dynamics_moment_weight > 0:
             s, a = map(share, windows.sample(rng, cfg.dynamics_batch,
                                              cfg.dynamics_adversarial_len))
