@@ -121,6 +121,34 @@ def picture(true: np.ndarray, rows_of: dict[str, np.ndarray], steps: list[int], 
     Image.fromarray(img).resize((img.shape[1] * 8, img.shape[0] * 8), Image.NEAREST).save(path)
 
 
+@torch.no_grad()
+def attention_use(model: WorldModel, frames: np.ndarray, actions: np.ndarray, pos: np.ndarray,
+                  memorize: int) -> dict[str, float]:
+    """Where a GameGAN memory's attention goes while it is fed the memorised walk: the share
+    of steps it moved (its most attended cell changed) on free moves, on moves blocked by a
+    wall and on stays, and the share of returns to a place that attend the cell its first
+    visit did (1 for a memory that keeps one cell per place, also for one that never moves)."""
+    state = model.initial_state(torch.from_numpy(frames[:, :1]),
+                                torch.from_numpy(actions[:, :0]))
+    cells = [state["alpha"].argmax(1).numpy()]
+    for t in range(memorize):
+        state = model.observe(state, torch.from_numpy(actions[:, t]),
+                              torch.from_numpy(frames[:, t + 1]))
+        cells.append(state["alpha"].argmax(1).numpy())
+    cells = np.stack(cells, 1)
+    a, p = actions[:, :memorize], pos[:, : memorize + 1]
+    moved = cells[:, 1:] != cells[:, :-1]
+    blocked = (p[:, 1:] == p[:, :-1]).all(-1) & (a != 0)
+    free = ~blocked & (a != 0)
+    same = [cells[i, t] == cells[i, next(k for k in range(t + 1) if (p[i, k] == p[i, t]).all())]
+            for i in range(len(p)) for t in range(memorize + 1)
+            if any((p[i, k] == p[i, t]).all() for k in range(t))]
+    return {"moved_on_free_moves": float(moved[free].mean()),
+            "moved_on_blocked_moves": float(moved[blocked].mean()),
+            "moved_on_stays": float(moved[a == 0].mean()),
+            "returns_to_the_first_visits_cell": float(np.mean(same))}
+
+
 def paired(a: np.ndarray, b: np.ndarray) -> dict[str, float]:
     """Mean, stderr and t of the per-walk differences a - b (walks with a value in both)."""
     d = (a - b)[np.isfinite(a) & np.isfinite(b)]
@@ -157,11 +185,15 @@ def main() -> None:
     true = frames[:, args.memorize + 1 :]
     preds = {"GTM-SM": dream_predict(model, frames, actions, args.memorize),
              "MDN-RNN": mdnrnn_predict(model, rnn, frames, actions, args.memorize)}
+    attention = None
     for label, path in (("GameGAN", args.gamegan),
                         ("GameGAN, no memory", args.gamegan_nomemory)):
         if path:
-            preds[label] = dream_predict(load_model(path, game="ImageNav"), frames, actions,
-                                         args.memorize, temperature=0.0)
+            gamegan = load_model(path, game="ImageNav")
+            preds[label] = dream_predict(gamegan, frames, actions, args.memorize,
+                                         temperature=0.0)
+            if label == "GameGAN":
+                attention = attention_use(gamegan, frames, actions, pos, args.memorize)
     errs = {k: per_step_mse(v, true) for k, v in preds.items()}
     e_gtm, e_base = errs["GTM-SM"], errs["MDN-RNN"]
     # a reference that needs no model: the mean of the memorised frames, shown at every step
@@ -194,6 +226,8 @@ def main() -> None:
         "per_step_mse": {**{k: e.mean(0).tolist() for k, e in errs.items()},
                          "mean_memorised_frame": e_mean.mean(0).tolist()},
     }
+    if attention is not None:
+        result["gamegan_attention"] = attention
     if "GameGAN" in errs and "GameGAN, no memory" in errs:
         with_m, without = errs["GameGAN"], errs["GameGAN, no memory"]
         result["gamegan_memory_vs_none"] = {  # negative: the memory's error is lower
@@ -219,6 +253,12 @@ def main() -> None:
         print(f"GameGAN - GameGAN without memory, {where.replace('_', ' ')}: "
               f"{d['mean_difference']:+.5f} (stderr {d['stderr']:.5f}, paired t {d['t']:.2f}, "
               f"{d['walks']} walks)")
+    if attention is not None:
+        print("GameGAN's attention while memorising: moved on "
+              f"{attention['moved_on_free_moves']:.0%} of free moves, "
+              f"{attention['moved_on_blocked_moves']:.0%} of blocked ones, "
+              f"{attention['moved_on_stays']:.0%} of stays; returns on the first visit's cell: "
+              f"{attention['returns_to_the_first_visits_cell']:.0%}")
     print(f"wrote {out / 'memory_fidelity.json'} and {out / 'memory_fidelity.png'}")
 
 

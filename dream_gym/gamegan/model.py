@@ -54,6 +54,10 @@ class GameGANConfig:
     read; the paper moves first and writes at the new place, with a hidden state that has
     not yet seen that place's frame, so a cell only ever holds a guess made from a
     neighbour (or what a step that stayed put saw there)."""
+    gate_bias: float = 0.0
+    """Initial bias of the shift gate's logit (3: the attention follows the actions at 95%
+    from the start). At 0 on ImageNav the gate shut during the dynamics stage: the
+    attention never moved and the memory was one cell (``benchmarks/memory_fidelity.py``)."""
     write_frame: bool = False
     """The erase and add vectors see the encoding of the frame the step starts from beside
     the hidden state, so that a write can store that frame as it is (with
@@ -165,6 +169,8 @@ class Memory(nn.Module):
         self.gate = nn.Sequential(nn.Linear(cfg.hidden, D), nn.LeakyReLU(0.2), nn.Linear(D, 1))
         self.vars = nn.Linear(cfg.hidden, 3 * D)  # erase, add, the dynamic component's input
         self.write_vars = nn.Linear(cfg.hidden + D, 2 * D) if cfg.write_frame else None
+        if cfg.gate_bias:
+            nn.init.constant_(self.gate[-1].bias, cfg.gate_bias)
         bias = torch.empty(self.cells, D)
         nn.init.uniform_(bias, -1 / math.sqrt(self.cells + D), 1 / math.sqrt(self.cells + D))
         self.register_buffer("bias", bias)
