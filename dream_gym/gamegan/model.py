@@ -55,9 +55,10 @@ class GameGANConfig:
     not yet seen that place's frame, so a cell only ever holds a guess made from a
     neighbour (or what a step that stayed put saw there)."""
     gate_bias: float = 0.0
-    """Initial bias of the shift gate's logit (3: the attention follows the actions at 95%
-    from the start). At 0 on ImageNav the gate shut during the dynamics stage: the
-    attention never moved and the memory was one cell (``benchmarks/memory_fidelity.py``)."""
+    """Initial bias of the shift gate's logit (3: the gate lets 95% of the shift through at
+    the start). Measured on ImageNav (``benchmarks/memory_fidelity.py``): at 0 the
+    attention never moved; at 3 the gate stayed open (0.92) but the shift kernels of all
+    five actions collapsed to "stay", so it still never moved."""
     write_frame: bool = False
     """The erase and add vectors see the encoding of the frame the step starts from beside
     the hidden state, so that a write can store that frame as it is (with
