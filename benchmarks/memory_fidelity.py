@@ -140,9 +140,14 @@ def attention_use(model: WorldModel, frames: np.ndarray, actions: np.ndarray, po
     moved = cells[:, 1:] != cells[:, :-1]
     blocked = (p[:, 1:] == p[:, :-1]).all(-1) & (a != 0)
     free = ~blocked & (a != 0)
-    same = [cells[i, t] == cells[i, next(k for k in range(t + 1) if (p[i, k] == p[i, t]).all())]
-            for i in range(len(p)) for t in range(memorize + 1)
-            if any((p[i, k] == p[i, t]).all() for k in range(t))]
+    same = []  # per return to a place: does it attend the cell its first visit did?
+    for walk_pos, walk_cells in zip(p, cells, strict=True):
+        first: dict[tuple[int, ...], int] = {}
+        for place, cell in zip(map(tuple, walk_pos), walk_cells, strict=True):
+            if place in first:
+                same.append(cell == first[place])
+            else:
+                first[place] = cell
     return {"moved_on_free_moves": float(moved[free].mean()),
             "moved_on_blocked_moves": float(moved[blocked].mean()),
             "moved_on_stays": float(moved[a == 0].mean()),

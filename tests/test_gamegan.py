@@ -69,6 +69,13 @@ def test_a_write_lands_where_the_step_starts_or_where_it_moves(before):
     assert not torch.allclose(M2, M3)
 
 
+def _windows(eps, seq_len: int, seed: int = 0, rows=None) -> WindowSampler:
+    """Windows of real TakeCover episodes (all of them, or ``rows``) for TINY's heads."""
+    rows = np.arange(len(eps.lengths)) if rows is None else rows
+    return WindowSampler(eps, "TakeCover", seq_len, 100.0, TINY["done_window"],
+                         np.random.default_rng(seed), rows)
+
+
 def _tiny_dream(seed: int = 0, heads: bool = False, noise: float | None = None,
                 **config) -> GameGANDream:
     """A tiny untrained dream; ``heads``: with episode heads (reward, done, game variables
@@ -254,8 +261,7 @@ def test_a_short_training_on_real_frames_lowers_the_frame_error_and_resumes(
                               autoencoder_steps=20, autoencoder_batch=16)
 
     def sampler(rows, seed):
-        return WindowSampler(eps, "TakeCover", tcfg.seq_len, 100.0, net_cfg.done_window,
-                             np.random.default_rng(seed), rows)
+        return _windows(eps, tcfg.seq_len, seed, rows)
 
     held = sampler(ids[-2:], 99).sample(16)
     torch.manual_seed(0)
@@ -321,8 +327,7 @@ def test_the_dynamics_stage_learns_to_hand_the_renderer_the_next_frames_encoding
     tcfg = GameGANTrainConfig(steps=0, holdout=0.0, autoencoder_steps=60, autoencoder_batch=16,
                               dynamics_steps=150, dynamics_batch=8, dynamics_seq_len=16,
                               dynamics_warmup=4)
-    sampler = WindowSampler(eps, "TakeCover", 16, 100.0, net_cfg.done_window,
-                            np.random.default_rng(0), np.arange(len(eps.lengths)))
+    sampler = _windows(eps, 16)
     train_gamegan(sampler, None, net_cfg, DiscriminatorConfig(width=4, temporal_width=4),
                   tcfg, tmp_path, torch.device("cpu"))
     mse = tb_scalars(tmp_path)["pretrain/dynamics_mse"]  # every 10 steps
@@ -350,8 +355,7 @@ def test_mirrored_dynamics_windows_flip_the_frames_and_swap_left_and_right(
 
     eps = takecover_episodes
     G = GameGANGenerator(GameGANConfig(**TINY)).eval()
-    sampler = WindowSampler(eps, "TakeCover", 6, 100.0, 10, np.random.default_rng(0),
-                            np.arange(len(eps.lengths)))
+    sampler = _windows(eps, 6)
     cfg = GameGANTrainConfig(dynamics_seq_len=8)
     plain = DynamicsWindows(G, sampler, cfg)
     mirror = DynamicsWindows(G, sampler, GameGANTrainConfig(dynamics_seq_len=8,
@@ -612,8 +616,7 @@ def test_a_diverging_dynamics_stage_stops_before_a_checkpoint(takecover_episodes
     tcfg = GameGANTrainConfig(steps=0, holdout=0.0, dynamics_steps=50, dynamics_batch=4,
                               dynamics_seq_len=8, dynamics_warmup=2, dynamics_lr=1e30,
                               grad_clip=1e30)
-    sampler = WindowSampler(eps, "TakeCover", 8, 100.0, net_cfg.done_window,
-                            np.random.default_rng(0), np.arange(len(eps.lengths)))
+    sampler = _windows(eps, 8)
     with pytest.raises(FloatingPointError, match="diverged at update .* lower dynamics_lr"):
         train_gamegan(sampler, None, net_cfg, DiscriminatorConfig(width=4, temporal_width=4),
                       tcfg, tmp_path, torch.device("cpu"))

@@ -168,7 +168,8 @@ class Memory(nn.Module):
         self.kernel = nn.Sequential(nn.Linear(cfg.action_dim, D), nn.LeakyReLU(0.2),
                                     nn.Linear(D, 9))
         self.gate = nn.Sequential(nn.Linear(cfg.hidden, D), nn.LeakyReLU(0.2), nn.Linear(D, 1))
-        self.vars = nn.Linear(cfg.hidden, 3 * D)  # erase, add, the dynamic component's input
+        # erase, add (from [h, s] with write_frame), the dynamic component's input
+        self.vars = nn.Linear(cfg.hidden, (1 if cfg.write_frame else 3) * D)
         self.write_vars = nn.Linear(cfg.hidden + D, 2 * D) if cfg.write_frame else None
         if cfg.gate_bias:
             nn.init.constant_(self.gate[-1].bias, cfg.gate_bias)
@@ -205,9 +206,11 @@ class Memory(nn.Module):
         """(read, dynamic input, alpha, M) after one step; ``s``: the encoding of the frame
         the step started from (used with ``write_frame``)."""
         gate = torch.sigmoid(self.gate(h))
-        erase, add, dynamic = self.vars(h).chunk(3, -1)
         if self.write_vars is not None:
+            dynamic = self.vars(h)
             erase, add = self.write_vars(torch.cat([h, s], -1)).chunk(2, -1)
+        else:
+            erase, add, dynamic = self.vars(h).chunk(3, -1)
         if self.cfg.write_before_move:
             M = self._write(M, alpha, erase, add)
         alpha = gate * self.shift(alpha, self.kernels(a)) + (1 - gate) * alpha

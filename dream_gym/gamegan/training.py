@@ -41,7 +41,6 @@ from dream_gym.data import (
     collect,
     concat_episodes,
     load_episodes,
-    save_contexts,
 )
 from dream_gym.frame_gan.images import image_grid
 from dream_gym.gamegan.discriminators import (
@@ -67,6 +66,7 @@ from dream_gym.training.recipe import (
     EvaluateConfig,
     controller_stage,
     final_stages,
+    save_recipe_contexts,
 )
 
 __all__ = ["GameGANTrainConfig", "WindowSampler", "train_gamegan", "run_stages", "GameGANRun",
@@ -989,8 +989,7 @@ def run_stages(r: dict[str, Any], run_dir: Path, stages, device: torch.device) -
     def export_first() -> None:  # once: a rerun must not put it back over a round's dream
         run.export(net, run_dir / "gamegan", stages.done.get("heads"),
                    stages.done.get("encoding_noise", {}).get("std"), [model_dir])
-        ctx = pick(ContextConfig, r.get("context", {}))
-        save_contexts(episodes, model_dir, ctx.count, seed, ctx.length)
+        save_recipe_contexts(r, episodes, model_dir)
 
     stages.run("export", export_first)
     if "controller" in r:

@@ -29,7 +29,8 @@ if TYPE_CHECKING:
 
 __all__ = ["run_recipe", "load_recipe", "find_recipe", "recipe_root", "model_recipe",
            "final_controller_config", "controller_stage", "final_stages", "Stages",
-           "ContextConfig", "EvaluateConfig"]
+           "ContextConfig", "EvaluateConfig",
+           "save_recipe_contexts"]
 
 
 def recipe_root() -> Path:
@@ -74,6 +75,15 @@ class ContextConfig:
     length: int = 1
     """Frames per context, from its episode's first: 1 starts a dream from one real frame;
     a memory model's dream starts from a memorised walk (ImageNav's GameGAN: 257)."""
+
+
+def save_recipe_contexts(r: dict[str, Any], episodes: Any, model_dir: Path) -> None:
+    """Ship the recipe's ``[context]`` with its model: the dream's starting contexts
+    (:func:`dream_gym.data.save_contexts`)."""
+    from dream_gym.data import save_contexts
+
+    ctx = pick(ContextConfig, r.get("context", {}))
+    save_contexts(episodes, model_dir, ctx.count, r.get("seed", 0), ctx.length)
 
 
 @dataclass

@@ -19,7 +19,7 @@ import torch
 
 from dream_gym.checkpoint import load_tensors, save_tensors
 from dream_gym.config import pick
-from dream_gym.data import CollectConfig, collect, load_episodes, save_contexts
+from dream_gym.data import CollectConfig, collect, load_episodes
 from dream_gym.games import get_game
 from dream_gym.training import ddp
 from dream_gym.training.controller import ControllerTrainConfig
@@ -31,6 +31,7 @@ from dream_gym.training.recipe import (
     Stages,
     controller_stage,
     final_stages,
+    save_recipe_contexts,
 )
 from dream_gym.training.vae import VAETrainConfig, encode_episodes, train_vae
 from dream_gym.world_models.mdnrnn import MDNRNNConfig
@@ -117,8 +118,7 @@ def run_stages(r: dict[str, Any], run_dir: Path, stages: Stages, device: torch.d
         WorldModelsDream(r["game"], vae, rnn, gamevar_scale,
                          r["mdnrnn"].get("done_mode", "bernoulli"),
                          r.get("controller", {}).get("features", "zh")).save(model_dir)
-        ctx = pick(ContextConfig, r.get("context", {}))
-        save_contexts(episodes, model_dir, ctx.count, seed, ctx.length)
+        save_recipe_contexts(r, episodes, model_dir)
 
     stages.run("mdnrnn", rnn_stage, parallel=True)
 
