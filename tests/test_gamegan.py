@@ -69,6 +69,43 @@ def test_a_write_lands_where_the_step_starts_or_where_it_moves(before):
     assert not torch.allclose(M2, M3)
 
 
+def test_an_observation_write_is_read_back_when_the_attention_returns():
+    """memory_write = "observation": a step stores the frame it starts from at its own place,
+    so going right and back left reads the first frame's encoding exactly, whatever h is;
+    a gate fed the attention can stop a move at one place only (a wall)."""
+    torch.manual_seed(0)
+    mem = Memory(GameGANConfig(**TINY, write_before_move=True, memory_write="observation",
+                               gate_input="attention")).requires_grad_(False)
+    mem.kernel[-1].weight.zero_()
+    mem.kernel[-1].bias.copy_(torch.eye(9)[5] * 10)  # right; action 2 left (TINY's mirror)
+    mem.gate[-1].bias.fill_(20.0)
+    M, alpha = mem.initial(1, torch.device("cpu"))
+    s0, s1 = torch.randn(1, mem.cfg.memory_dim), torch.randn(1, mem.cfg.memory_dim)
+    h = torch.randn(1, mem.cfg.hidden)
+    read, _, alpha1, M = mem(h, _one_hot(1), alpha, M, s0)
+    assert not torch.allclose(read, s0)  # the cell to the right was never written
+    read, _, alpha2, M = mem(torch.randn(1, mem.cfg.hidden), _one_hot(2), alpha1, M, s1)
+    torch.testing.assert_close(alpha2, alpha, atol=1e-4, rtol=0)
+    torch.testing.assert_close(read, s0, atol=1e-3, rtol=0)
+    # a gate that sees the attention: closed at the centre only, the move is cancelled there
+    mem.gate[-1].bias.fill_(0.0)
+    mem.gate[0].weight.zero_()
+    mem.gate[0].bias.zero_()
+    mem.gate[0].weight[0, mem.cells // 2] = 40.0  # one unit: at the centre
+    mem.gate[-1].weight.zero_()
+    mem.gate[-1].weight[0, 0] = -1.0
+    mem.gate[-1].bias.fill_(20.0)
+    _, _, stayed, _ = mem(h, _one_hot(1), alpha, M, s0)
+    _, _, moved, _ = mem(h, _one_hot(2), alpha1, M, s0)
+    assert stayed[0].argmax() == mem.cells // 2 and stayed[0].max() > 0.99
+    assert moved[0].argmax() == mem.cells // 2 and moved[0].max() > 0.99  # off the wall
+
+
+def test_an_observation_write_needs_write_before_move():
+    with pytest.raises(ValueError, match="write_before_move"):
+        GameGANGenerator(GameGANConfig(**TINY, memory_write="observation"))
+
+
 def _windows(eps, seq_len: int, seed: int = 0, rows=None) -> WindowSampler:
     """Windows of real TakeCover episodes (all of them, or ``rows``) for TINY's heads."""
     rows = np.arange(len(eps.lengths)) if rows is None else rows

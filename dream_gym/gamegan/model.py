@@ -63,6 +63,18 @@ class GameGANConfig:
     """The erase and add vectors see the encoding of the frame the step starts from beside
     the hidden state, so that a write can store that frame as it is (with
     ``write_before_move``: at its own place); the paper computes them from h alone."""
+    memory_write: str = "learned"
+    """What a write stores: "learned", erase and add vectors computed from h (the paper's
+    NTM write), or "observation", the encoding of the frame the step starts from, written
+    over the cell (erase 1), as GTM-SM's memory stores each observation at its position
+    (needs ``write_before_move``). Measured on ImageNav with "learned": the read is trained
+    to be the next frame's encoding, so the best write is h's prediction of it and the best
+    read the cell just written; the memory relays h, and the shift kernels of all actions
+    collapsed to "stay" (models/imagenav/CARD.md)."""
+    gate_input: str = "h"
+    """What the shift gate sees: "h" (the paper) or "attention", the attention itself and
+    the action (a wall is a place and a direction, as GTM-SM's wall gate is a function of
+    the position)."""
     enc_width: int = 8
     """Channels of the frame encoder's first conv (doubling per layer)."""
     render_width: int = 8
@@ -167,9 +179,11 @@ class Memory(nn.Module):
         self.cells = cfg.memory_grid ** 2
         self.kernel = nn.Sequential(nn.Linear(cfg.action_dim, D), nn.LeakyReLU(0.2),
                                     nn.Linear(D, 9))
-        self.gate = nn.Sequential(nn.Linear(cfg.hidden, D), nn.LeakyReLU(0.2), nn.Linear(D, 1))
+        gate_in = cfg.hidden if cfg.gate_input == "h" else self.cells + cfg.action_dim
+        self.gate = nn.Sequential(nn.Linear(gate_in, D), nn.LeakyReLU(0.2), nn.Linear(D, 1))
         # erase, add (from [h, s] with write_frame), the dynamic component's input
-        self.vars = nn.Linear(cfg.hidden, (1 if cfg.write_frame else 3) * D)
+        self.vars = nn.Linear(cfg.hidden, (1 if cfg.write_frame or cfg.memory_write
+                                           == "observation" else 3) * D)
         self.write_vars = nn.Linear(cfg.hidden + D, 2 * D) if cfg.write_frame else None
         if cfg.gate_bias:
             nn.init.constant_(self.gate[-1].bias, cfg.gate_bias)
@@ -205,13 +219,17 @@ class Memory(nn.Module):
                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """(read, dynamic input, alpha, M) after one step; ``s``: the encoding of the frame
         the step started from (used with ``write_frame``)."""
-        gate = torch.sigmoid(self.gate(h))
-        if self.write_vars is not None:
+        gate = torch.sigmoid(self.gate(h if self.cfg.gate_input == "h"
+                                       else torch.cat([alpha, a], -1)))
+        if self.cfg.memory_write == "observation":
+            dynamic = self.vars(h)
+            M = M * (1 - alpha.unsqueeze(-1)) + alpha.unsqueeze(-1) * s.unsqueeze(1)
+        elif self.write_vars is not None:
             dynamic = self.vars(h)
             erase, add = self.write_vars(torch.cat([h, s], -1)).chunk(2, -1)
         else:
             erase, add, dynamic = self.vars(h).chunk(3, -1)
-        if self.cfg.write_before_move:
+        if self.cfg.write_before_move and self.cfg.memory_write == "learned":
             M = self._write(M, alpha, erase, add)
         alpha = gate * self.shift(alpha, self.kernels(a)) + (1 - gate) * alpha
         if not self.cfg.write_before_move:
@@ -306,6 +324,14 @@ class GameGANGenerator(nn.Module):
         super().__init__()
         if cfg.feedback not in _FEEDBACK:
             raise ValueError(f"feedback = {cfg.feedback!r}: use one of {_FEEDBACK}.")
+        if cfg.memory_write not in ("learned", "observation"):
+            raise ValueError(f"memory_write = {cfg.memory_write!r}: use \"learned\" or "
+                             "\"observation\".")
+        if cfg.memory_write == "observation" and not cfg.write_before_move:
+            raise ValueError("memory_write = \"observation\" stores the frame a step starts "
+                             "from at its place: set write_before_move = true.")
+        if cfg.gate_input not in ("h", "attention"):
+            raise ValueError(f"gate_input = {cfg.gate_input!r}: use \"h\" or \"attention\".")
         self.cfg = cfg
         self.encoder = FrameEncoder(cfg)
         self.engine = DynamicsEngine(cfg)
