@@ -16,7 +16,8 @@ had seen; and, as a reference that needs no model, the mean of the memorised fra
 shown at every step. With ``--gamegan`` (and ``--gamegan-nomemory``, the same recipe without
 its memory module) GameGAN dreams of the same world run the same walks through the model
 contract (their memory written while they are fed the memorised walk's true frames, then
-tau 0), and their errors at revisited places are compared walk by walk (paired t).
+tau 0), the memory model also with its memory's reads zeroed, and their errors at
+revisited places are compared walk by walk (paired t).
 Also: R^2 of a linear map from GTM-SM's inferred states to the true grid
 positions (states inferred from each walk's frames and actions; fitted on half the
 sequences, scored on the other half). Writes JSON and a
@@ -199,6 +200,9 @@ def main() -> None:
                                          temperature=0.0)
             if label == "GameGAN":
                 attention = attention_use(gamegan, frames, actions, pos, args.memorize)
+                gamegan.memory_reads = False  # the same model, what its memory gives zeroed
+                preds["GameGAN, zero reads"] = dream_predict(
+                    gamegan, frames, actions, args.memorize, temperature=0.0)
     errs = {k: per_step_mse(v, true) for k, v in preds.items()}
     e_gtm, e_base = errs["GTM-SM"], errs["MDN-RNN"]
     # a reference that needs no model: the mean of the memorised frames, shown at every step
@@ -233,12 +237,14 @@ def main() -> None:
     }
     if attention is not None:
         result["gamegan_attention"] = attention
-    if "GameGAN" in errs and "GameGAN, no memory" in errs:
-        with_m, without = errs["GameGAN"], errs["GameGAN, no memory"]
-        result["gamegan_memory_vs_none"] = {  # negative: the memory's error is lower
-            "seen_places": paired(walk_means(with_m, seen), walk_means(without, seen)),
-            "unseen_places": paired(walk_means(with_m, ~seen), walk_means(without, ~seen)),
-        }
+    for key, other in (("gamegan_memory_vs_none", "GameGAN, no memory"),
+                       ("gamegan_memory_vs_zeroed_reads", "GameGAN, zero reads")):
+        if "GameGAN" in errs and other in errs:
+            with_m, without = errs["GameGAN"], errs[other]
+            result[key] = {  # negative: the memory's error is lower
+                "seen_places": paired(walk_means(with_m, seen), walk_means(without, seen)),
+                "unseen_places": paired(walk_means(with_m, ~seen), walk_means(without, ~seen)),
+            }
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     save_json(out / "memory_fidelity.json", result)
@@ -254,10 +260,12 @@ def main() -> None:
     print(f"{100 * seen.mean():.0f}% of predicted steps at places the memorised walk had seen")
     print(f"GTM-SM / MDN-RNN: {result['ratio_gtm_to_mdnrnn']:.3f}; late / early: "
           f"{result['late_to_early']:.2f}; position R^2 {r2:.4f}")
-    for where, d in result.get("gamegan_memory_vs_none", {}).items():
-        print(f"GameGAN - GameGAN without memory, {where.replace('_', ' ')}: "
-              f"{d['mean_difference']:+.5f} (stderr {d['stderr']:.5f}, paired t {d['t']:.2f}, "
-              f"{d['walks']} walks)")
+    for key, other in (("gamegan_memory_vs_none", "GameGAN without memory"),
+                       ("gamegan_memory_vs_zeroed_reads", "GameGAN with its reads zeroed")):
+        for where, d in result.get(key, {}).items():
+            print(f"GameGAN - {other}, {where.replace('_', ' ')}: "
+                  f"{d['mean_difference']:+.5f} (stderr {d['stderr']:.5f}, paired t "
+                  f"{d['t']:.2f}, {d['walks']} walks)")
     if attention is not None:
         print("GameGAN's attention while memorising: moved on "
               f"{attention['moved_on_free_moves']:.0%} of free moves, "
