@@ -101,6 +101,22 @@ def test_an_observation_write_is_read_back_when_the_attention_returns():
     assert moved[0].argmax() == mem.cells // 2 and moved[0].max() > 0.99  # off the wall
 
 
+def test_without_kernel_stay_only_the_gate_keeps_the_attention_still():
+    torch.manual_seed(0)
+    mem = Memory(GameGANConfig(**TINY, kernel_stay=False)).requires_grad_(False)
+    mem.kernel[-1].weight.zero_()
+    mem.kernel[-1].bias.copy_(torch.eye(9)[4] * 10 + torch.eye(9)[5])  # "stay" favoured
+    kernels = mem.kernels(_one_hot(0))
+    assert kernels[0, 4] == 0 and kernels[0].argmax() == 5
+    torch.testing.assert_close(kernels.sum(-1), torch.ones(1))
+    M, alpha = mem.initial(1, torch.device("cpu"))
+    h, s = torch.zeros(1, mem.cfg.hidden), torch.zeros(1, mem.cfg.memory_dim)
+    mem.gate[-1].bias.fill_(-20.0)  # a shut gate: the attention stays
+    torch.testing.assert_close(mem(h, _one_hot(0), alpha, M, s)[2], alpha, atol=1e-6, rtol=0)
+    mem.gate[-1].bias.fill_(20.0)
+    assert mem(h, _one_hot(0), alpha, M, s)[2][0, mem.cells // 2] < 1e-3
+
+
 def test_an_observation_write_needs_write_before_move():
     with pytest.raises(ValueError, match="write_before_move"):
         GameGANGenerator(GameGANConfig(**TINY, memory_write="observation"))

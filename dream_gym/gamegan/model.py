@@ -44,6 +44,10 @@ class GameGANConfig:
     (official 512)."""
     kernel_temperature: float = 0.1
     """Softmax temperature of the 3x3 shift kernel (official alpha_T 0.1)."""
+    kernel_stay: bool = True
+    """False: the shift kernel spreads over the eight neighbours only, so the gate is the
+    only way to keep the attention still (measured on ImageNav: with the centre in the
+    kernel, every action's kernel collapsed onto it)."""
     mirror_actions: list[list[int]] = field(default_factory=list)
     """Pairs [a, b]: action a's shift kernel is action b's, flipped (official VizDoom: left
     is flipped right)."""
@@ -187,6 +191,7 @@ class Memory(nn.Module):
         self.write_vars = nn.Linear(cfg.hidden + D, 2 * D) if cfg.write_frame else None
         if cfg.gate_bias:
             nn.init.constant_(self.gate[-1].bias, cfg.gate_bias)
+        self.register_buffer("_centre", torch.arange(9) == 4, persistent=False)
         bias = torch.empty(self.cells, D)
         nn.init.uniform_(bias, -1 / math.sqrt(self.cells + D), 1 / math.sqrt(self.cells + D))
         self.register_buffer("bias", bias)
@@ -206,6 +211,8 @@ class Memory(nn.Module):
             partner_a[0, partner] = 1.0  # one row: the partner's kernel is the same for all
             flipped = self.kernel(partner_a).view(1, 3, 3).flip(1, 2).flatten(1)
             logits = is_mirrored * flipped + (1 - is_mirrored) * logits
+        if not self.cfg.kernel_stay:
+            logits = logits.masked_fill(self._centre, float("-inf"))
         return F.softmax(logits / self.cfg.kernel_temperature, -1)
 
     def shift(self, alpha: torch.Tensor, kernels: torch.Tensor) -> torch.Tensor:
