@@ -47,7 +47,7 @@ class GameGANConfig:
     kernel_stay: bool = True
     """False: the shift kernel spreads over the eight neighbours only, so the gate is the
     only way to keep the attention still (measured on ImageNav: with the centre in the
-    kernel, every action's kernel collapsed onto it)."""
+    kernel, every action's kernel collapsed onto it; without it, the gate shut instead)."""
     mirror_actions: list[list[int]] = field(default_factory=list)
     """Pairs [a, b]: action a's shift kernel is action b's, flipped (official VizDoom: left
     is flipped right)."""
@@ -74,7 +74,7 @@ class GameGANConfig:
     (needs ``write_before_move``). Measured on ImageNav with "learned": the read is trained
     to be the next frame's encoding, so the best write is h's prediction of it and the best
     read the cell just written; the memory relays h, and the shift kernels of all actions
-    collapsed to "stay" (models/imagenav/CARD.md)."""
+    collapsed to "stay". With "observation" they collapsed too (models/imagenav/CARD.md)."""
     gate_input: str = "h"
     """What the shift gate sees: "h" (the paper) or "attention", the attention itself and
     the action (a wall is a place and a direction, as GTM-SM's wall gate is a function of
@@ -188,7 +188,8 @@ class Memory(nn.Module):
         # erase, add (from [h, s] with write_frame), the dynamic component's input
         self.vars = nn.Linear(cfg.hidden, (1 if cfg.write_frame or cfg.memory_write
                                            == "observation" else 3) * D)
-        self.write_vars = nn.Linear(cfg.hidden + D, 2 * D) if cfg.write_frame else None
+        self.write_vars = (nn.Linear(cfg.hidden + D, 2 * D)
+                           if cfg.write_frame and cfg.memory_write == "learned" else None)
         if cfg.gate_bias:
             nn.init.constant_(self.gate[-1].bias, cfg.gate_bias)
         self.register_buffer("_centre", torch.arange(9) == 4, persistent=False)
@@ -225,7 +226,7 @@ class Memory(nn.Module):
                 s: torch.Tensor | None = None
                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """(read, dynamic input, alpha, M) after one step; ``s``: the encoding of the frame
-        the step started from (used with ``write_frame``)."""
+        the step started from (used with ``write_frame`` and by an "observation" write)."""
         gate = torch.sigmoid(self.gate(h if self.cfg.gate_input == "h"
                                        else torch.cat([alpha, a], -1)))
         if self.cfg.memory_write == "observation":
