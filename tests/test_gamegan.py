@@ -23,6 +23,7 @@ from dream_gym.gamegan.training import (
 
 TINY = dict(z_dim=4, hidden=32, memory_grid=5, memory_dim=16, enc_width=4, render_width=4,
             mirror_actions=[[2, 1]], done_window=10)
+TINY_D = DiscriminatorConfig(width=4, temporal_width=4)
 
 
 def _one_hot(i: int, n: int = 3) -> torch.Tensor:
@@ -307,7 +308,7 @@ def test_a_short_training_on_real_frames_lowers_the_frame_error_and_resumes(
     eps = takecover_episodes
     ids = np.arange(len(eps.lengths))
     net_cfg = GameGANConfig(**TINY)
-    d_cfg = DiscriminatorConfig(width=4, temporal_width=4)
+    d_cfg = TINY_D
     tcfg = GameGANTrainConfig(steps=300, batch_size=4, seq_len=6, warmup_start=3,
                               warmup_end=2, warmup_decay_steps=100, lr=2e-3, lr_disc=1e-3,
                               eval_every=1000, checkpoint_every=20, holdout=0.0,
@@ -381,18 +382,18 @@ def test_the_dynamics_stage_learns_to_hand_the_renderer_the_next_frames_encoding
                               dynamics_steps=150, dynamics_batch=8, dynamics_seq_len=16,
                               dynamics_warmup=4)
     sampler = _windows(eps, 16)
-    train_gamegan(sampler, None, net_cfg, DiscriminatorConfig(width=4, temporal_width=4),
+    train_gamegan(sampler, None, net_cfg, TINY_D,
                   tcfg, tmp_path, torch.device("cpu"))
     mse = tb_scalars(tmp_path)["pretrain/dynamics_mse"]  # every 10 steps
     assert np.mean(mse[-3:]) < 0.5 * mse[0], mse
     # freeze_dynamics: adversarial updates after the same stages train the renderer and keep
     # what the dynamics stage taught (the stages repeat bit for bit from the seed)
-    staged = train_gamegan(sampler, None, net_cfg, DiscriminatorConfig(width=4, temporal_width=4),
+    staged = train_gamegan(sampler, None, net_cfg, TINY_D,
                            tcfg, tmp_path / "again", torch.device("cpu")).state_dict()
     frozen = GameGANTrainConfig(**{**tcfg.__dict__, "steps": 10, "batch_size": 4, "seq_len": 6,
                                    "freeze_encoder": True, "freeze_dynamics": True,
                                    "checkpoint_every": 10})
-    after = train_gamegan(sampler, None, net_cfg, DiscriminatorConfig(width=4, temporal_width=4),
+    after = train_gamegan(sampler, None, net_cfg, TINY_D,
                           frozen, tmp_path / "frozen", torch.device("cpu")).state_dict()
     for k, v in staged.items():
         moved = not torch.equal(v, after[k])
@@ -671,6 +672,6 @@ def test_a_diverging_dynamics_stage_stops_before_a_checkpoint(takecover_episodes
                               grad_clip=1e30)
     sampler = _windows(eps, 8)
     with pytest.raises(FloatingPointError, match="diverged at update .* lower dynamics_lr"):
-        train_gamegan(sampler, None, net_cfg, DiscriminatorConfig(width=4, temporal_width=4),
+        train_gamegan(sampler, None, net_cfg, TINY_D,
                       tcfg, tmp_path, torch.device("cpu"))
     assert not (tmp_path / "ckpt").exists()

@@ -229,28 +229,28 @@ class Memory(nn.Module):
         the step started from (used with ``write_frame`` and by an "observation" write)."""
         gate = torch.sigmoid(self.gate(h if self.cfg.gate_input == "h"
                                        else torch.cat([alpha, a], -1)))
-        if self.cfg.memory_write == "observation":
-            dynamic = self.vars(h)
-            M = M * (1 - alpha.unsqueeze(-1)) + alpha.unsqueeze(-1) * s.unsqueeze(1)
+        if self.cfg.memory_write == "observation":  # the frame over its cell (erase 1)
+            dynamic, erase, add = self.vars(h), torch.ones_like(s), s
         elif self.write_vars is not None:
             dynamic = self.vars(h)
             erase, add = self.write_vars(torch.cat([h, s], -1)).chunk(2, -1)
+            erase = torch.sigmoid(erase)
         else:
             erase, add, dynamic = self.vars(h).chunk(3, -1)
-        if self.cfg.write_before_move and self.cfg.memory_write == "learned":
+            erase = torch.sigmoid(erase)
+        if self.cfg.write_before_move:
             M = self._write(M, alpha, erase, add)
         alpha = gate * self.shift(alpha, self.kernels(a)) + (1 - gate) * alpha
         if not self.cfg.write_before_move:
             M = self._write(M, alpha, erase, add)
-        read = torch.bmm(alpha.unsqueeze(1), M).squeeze(1)
-        return read, dynamic, alpha, M
+        return self.read_at(alpha, M), dynamic, alpha, M
 
     @staticmethod
     def _write(M: torch.Tensor, alpha: torch.Tensor, erase: torch.Tensor, add: torch.Tensor
                ) -> torch.Tensor:
-        """Erase and add at attention ``alpha`` (B, cells)."""
+        """Erase (a share in [0, 1] per dimension) and add at attention ``alpha`` (B, cells)."""
         w = alpha.unsqueeze(-1)
-        return M * (1 - w * torch.sigmoid(erase).unsqueeze(1)) + w * add.unsqueeze(1)
+        return M * (1 - w * erase.unsqueeze(1)) + w * add.unsqueeze(1)
 
     def read_at(self, alpha: torch.Tensor, M: torch.Tensor) -> torch.Tensor:
         return torch.bmm(alpha.unsqueeze(1), M).squeeze(1)
