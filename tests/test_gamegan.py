@@ -70,16 +70,22 @@ def test_a_write_lands_where_the_step_starts_or_where_it_moves(before):
     assert not torch.allclose(M2, M3)
 
 
+def _moving_right(**config) -> Memory:
+    """A memory that writes where a step starts, whose action 1 moves the attention one cell
+    right (action 2 left: TINY's mirror), the gate open."""
+    torch.manual_seed(0)
+    mem = Memory(GameGANConfig(**TINY, write_before_move=True, **config)).requires_grad_(False)
+    mem.kernel[-1].weight.zero_()
+    mem.kernel[-1].bias.copy_(torch.eye(9)[5] * 10)
+    mem.gate[-1].bias.fill_(20.0)
+    return mem
+
+
 def test_an_observation_write_is_read_back_when_the_attention_returns():
     """memory_write = "observation": a step stores the frame it starts from at its own place,
     so going right and back left reads the first frame's encoding exactly, whatever h is;
     a gate fed the attention can stop a move at one place only (a wall)."""
-    torch.manual_seed(0)
-    mem = Memory(GameGANConfig(**TINY, write_before_move=True, memory_write="observation",
-                               gate_input="attention")).requires_grad_(False)
-    mem.kernel[-1].weight.zero_()
-    mem.kernel[-1].bias.copy_(torch.eye(9)[5] * 10)  # right; action 2 left (TINY's mirror)
-    mem.gate[-1].bias.fill_(20.0)
+    mem = _moving_right(memory_write="observation", gate_input="attention")
     M, alpha = mem.initial(1, torch.device("cpu"))
     s0, s1 = torch.randn(1, mem.cfg.memory_dim), torch.randn(1, mem.cfg.memory_dim)
     h = torch.randn(1, mem.cfg.hidden)
@@ -100,6 +106,60 @@ def test_an_observation_write_is_read_back_when_the_attention_returns():
     _, _, moved, _ = mem(h, _one_hot(2), alpha1, M, s0)
     assert stayed[0].argmax() == mem.cells // 2 and stayed[0].max() > 0.99
     assert moved[0].argmax() == mem.cells // 2 and moved[0].max() > 0.99  # off the wall
+
+
+@pytest.mark.parametrize("write", ["observation", "learned"])
+def test_an_empty_cell_reads_as_the_engine_prediction_a_written_one_as_what_it_holds(write):
+    """empty_read = "prediction": a move to a never-written cell reads the dynamic input
+    (what the engine predicts), a return reads what the cell holds."""
+    mem = _moving_right(memory_write=write, empty_read="prediction")
+    M, alpha = mem.initial(1, torch.device("cpu"))
+    s0, h = torch.randn(1, mem.cfg.memory_dim), torch.randn(1, mem.cfg.hidden)
+    read, dynamic, alpha1, M = mem(h, _one_hot(1), alpha, M, s0)
+    torch.testing.assert_close(read, dynamic, atol=1e-4, rtol=0)
+    stored = mem.read_at(alpha, M)
+    if write == "observation":
+        torch.testing.assert_close(stored, s0)
+    h2 = torch.randn(1, mem.cfg.hidden)
+    read, dynamic2, _, M = mem(h2, _one_hot(2), alpha1, M, torch.randn(1, mem.cfg.memory_dim))
+    torch.testing.assert_close(read, stored, atol=1e-3, rtol=0)
+    assert not torch.allclose(read, dynamic2, atol=1e-2)
+
+
+def test_with_memory_writes_seen_only_real_frames_are_written():
+    """memory_writes = "seen": a step that starts from the model's own prediction leaves
+    the memory as it was; one that starts from a real frame writes it."""
+    torch.manual_seed(0)
+    G = GameGANGenerator(GameGANConfig(**TINY, write_before_move=True,
+                                       memory_write="observation", empty_read="prediction",
+                                       memory_writes="seen")).requires_grad_(False)
+    s0, s1 = torch.randn(2, 1, G.cfg.memory_dim)
+    state = G.initial_from_encoding(s0)
+    a, z = _one_hot(0), torch.zeros(1, G.cfg.z_dim)
+    new, _ = G.advance(state, a, z)
+    assert (new["M"] - state["M"]).abs().sum() > 0  # the real first frame is written
+    predicted = G.feed(new, s1, False)
+    after, _ = G.advance(predicted, a, z)
+    torch.testing.assert_close(after["M"], new["M"])
+    written = G.feed(new, s1, True)
+    assert (G.advance(written, a, z)[0]["M"] - new["M"]).abs().sum() > 0
+
+
+def test_with_edge_walls_a_shift_into_the_edge_leaves_the_attention_where_it_was():
+    torch.manual_seed(0)
+    mem = Memory(GameGANConfig(**TINY, edge_walls=True)).requires_grad_(False)
+    n = mem.cfg.memory_grid
+    right = torch.zeros(1, 9)
+    right[0, 3] = 1.0  # the kernel that carries attention one cell right (see the first test)
+    _, alpha = mem.initial(1, torch.device("cpu"))
+    at_edge = alpha.view(n, n).roll(n // 2, 1).view(1, -1)  # the centre row's last cell
+    torch.testing.assert_close(mem.shift(at_edge, right), at_edge)
+    moved = mem.shift(alpha, right)
+    assert moved.view(n, n)[n // 2, n // 2 + 1] == 1.0
+    spread = torch.softmax(torch.randn(1, 9), -1)  # a soft kernel: no attention is lost
+    torch.testing.assert_close(mem.shift(at_edge, spread).sum(), torch.tensor(1.0))
+    open_grid = Memory(GameGANConfig(**TINY)).requires_grad_(False)
+    assert open_grid.shift(at_edge, right).sum() == 0.0  # the paper's zero padding loses it
 
 
 def test_without_kernel_stay_only_the_gate_keeps_the_attention_still():
@@ -200,14 +260,20 @@ def test_a_saved_dream_with_episode_heads_loads_as_the_same_dream(tmp_path):
         GameGANDream("TakeCover", dream.net, features="sg")
 
 
-@pytest.mark.parametrize("heads,noise,mixture", [(False, None, 0), (True, None, 0),
-                                                (True, 0.3, 0), (True, None, 3)],
-                         ids=["generator_heads", "episode_heads", "encoding_noise", "mixture"])
-def test_a_gamegan_dream_is_the_same_alone_and_in_a_batch(heads, noise, mixture):
+PLACE_MEMORY = dict(write_before_move=True, memory_write="observation", empty_read="prediction",
+                    memory_writes="seen", edge_walls=True, dynamic_frame=True)
+
+
+@pytest.mark.parametrize("heads,noise,mixture,extra",
+                         [(False, None, 0, {}), (True, None, 0, {}), (True, 0.3, 0, {}),
+                          (True, None, 3, {}), (True, 0.3, 0, PLACE_MEMORY)],
+                         ids=["generator_heads", "episode_heads", "encoding_noise", "mixture",
+                              "place_memory"])
+def test_a_gamegan_dream_is_the_same_alone_and_in_a_batch(heads, noise, mixture, extra):
     from dream_gym.envs.dream_env import DreamEnv
     from dream_gym.envs.vector import DreamVectorEnv
 
-    dream = _tiny_dream(heads=heads, noise=noise, encoding_mixture=mixture)
+    dream = _tiny_dream(heads=heads, noise=noise, encoding_mixture=mixture, **extra)
     venv = DreamVectorEnv(3, dream, obs_type="latent", contexts=_contexts())
     obs, _ = venv.reset(seed=7)
     batched = [obs]

@@ -119,7 +119,7 @@ class GameGANDream(torch.nn.Module):
         zero = x.new_zeros(len(x), self.net.cfg.z_dim)
         for t in range(x.shape[1] - 1):  # warm-up on the true frames, mean noise
             state, _, _ = self._step(state, self._a(actions[:, t]), zero, render=False)
-            state["s"] = self.net.encoder(x[:, t + 1])
+            state = self.net.feed(state, self.net.encoder(x[:, t + 1]), True)
         return {**state, "frame": x[:, -1].contiguous()}
 
     @torch.no_grad()
@@ -138,10 +138,11 @@ class GameGANDream(torch.nn.Module):
         scale = float(temperature) ** 0.5
         z = keyed_random.box_muller(u_normal, zdim).to(self.device) * scale
         new, (reward, logit, gamevars), out = self._step(state, self._a(actions), z)
-        new["s"] = self.net.next_encoding(out.frame, out.inputs[-1])
+        s = self.net.next_encoding(out.frame, out.inputs[-1])
         if self.encoding_noise is not None:  # the next encoding drawn around the prediction
-            new["s"] = new["s"] + keyed_random.box_muller(u_enc[0], sdim).to(self.device) \
+            s = s + keyed_random.box_muller(u_enc[0], sdim).to(self.device) \
                 * self.encoding_noise * scale
+        new = self.net.feed(new, s, False)
         done = u_done[:, 0].to(self.device) < self._hazard(logit)
         return ({**new, "frame": out.frame, "key": key, "t": t + 1},
                 Transition(reward, done, gamevars * self.gamevar_scale))
@@ -157,9 +158,9 @@ class GameGANDream(torch.nn.Module):
             key, t, (2 * ((sdim + 1) // 2), 1, 1))
         zero = torch.zeros(len(actions), self.net.cfg.z_dim, device=self.device)
         new, (reward, logit, gamevars), out = self._step(state, self._a(actions), zero)
-        new["s"] = self.net.sample_encoding(
+        new = self.net.feed(new, self.net.sample_encoding(
             new["h"], keyed_random.box_muller(u_normal, sdim).to(self.device),
-            u_pick[:, 0].to(self.device), temperature)
+            u_pick[:, 0].to(self.device), temperature), False)
         done = u_done[:, 0].to(self.device) < self._hazard(logit)
         return ({**new, "frame": out.frame, "key": key, "t": t + 1},
                 Transition(reward, done, gamevars * self.gamevar_scale))
@@ -169,7 +170,7 @@ class GameGANDream(torch.nn.Module):
         zero = torch.zeros(len(frames), self.net.cfg.z_dim, device=self.device)
         new, _, _ = self._step(state, self._a(actions), zero, render=False)
         x = to_unit(frames.to(self.device))
-        new["s"] = self.net.encoder(x)
+        new = self.net.feed(new, self.net.encoder(x), True)
         return {**state, **new, "frame": x}
 
     def features(self, state: State) -> torch.Tensor:

@@ -148,7 +148,7 @@ def dream_inputs(net: GameGANGenerator, episodes: Episodes, game: str, ids: np.n
             s = net.next_encoding(frame, inputs[-1])
             if noise is not None:
                 s = s + torch.randn(s.shape, generator=gen) * noise
-            state = {**state, **new, "s": s}
+            state = net.feed({**state, **new}, s, False)
         return torch.stack(rows, 1) if rows else torch.zeros(len(t), 0, 1)
 
     return _per_episode(episodes, ids, batch, "dream features", rows_of)

@@ -50,7 +50,10 @@ class GameGANConfig:
     kernel, every action's kernel collapsed onto it; without it, the gate shut instead)."""
     mirror_actions: list[list[int]] = field(default_factory=list)
     """Pairs [a, b]: action a's shift kernel is action b's, flipped (official VizDoom: left
-    is flipped right)."""
+    is flipped right). On ImageNav, [[2, 1], [4, 3]] (down is up reversed, right is left
+    reversed) was what made the kernels learn two axes at right angles, so that a walk and
+    its way back land on the same cell; untied, the four moves drifted the same way or
+    stayed (models/imagenav/CARD.md, "A memory that follows the walk")."""
     use_memory: bool = True
     """False: the no-memory variant (one dynamic component from h, as the paper's ablation)."""
     write_before_move: bool = False
@@ -75,6 +78,30 @@ class GameGANConfig:
     to be the next frame's encoding, so the best write is h's prediction of it and the best
     read the cell just written; the memory relays h, and the shift kernels of all actions
     collapsed to "stay". With "observation" they collapsed too (models/imagenav/CARD.md)."""
+    empty_read: str = "cell"
+    """What a read of a never-written cell gives: "cell", the cell's initial value (the
+    paper); or "prediction", the engine's own prediction of the next encoding (the dynamic
+    component's input), mixed in by the share of the attention on cells never written (each
+    cell keeps how much has been written to it). With "cell", a read that moves to a new
+    place returns noise while one that stays returns the frame just written, which is close
+    to the next one. With "prediction", moving costs nothing at a new place (measured on
+    ImageNav: alone it did not stop the kernels collapsing onto "stay")."""
+    edge_walls: bool = False
+    """The grid's edges are walls: the share of a shift that would carry attention off the
+    grid leaves it where it was (ImageNav's picture edges). The paper pads with zeros, so
+    that share is lost, on a grid large enough that play rarely reaches its edge."""
+    memory_writes: str = "all"
+    """Which steps write: "all", or "seen", only steps that start from a real frame's
+    encoding (a state whose ``seen`` is 1: the memorised walk, what a dream observes), not
+    from the model's own prediction; GTM-SM's memory holds observations only. With
+    ``dynamics_read_loss = "predicted"``, an attention that stays then reads an old frame,
+    not the one just written."""
+    dynamic_frame: bool = False
+    """The dynamic component's input (and a learned write's erase and add) is computed from
+    the hidden state and the encoding of the frame the step starts from, [h, s_t], instead of
+    h alone (in both the memory and the no-memory variant), so that a memory whose attention
+    stays where it wrote s_t relays nothing the dynamic input cannot have (alone, on
+    ImageNav, the kernels still collapsed onto "stay")."""
     gate_input: str = "h"
     """What the shift gate sees: "h" (the paper) or "attention", the attention itself and
     the action (a wall is a place and a direction, as GTM-SM's wall gate is a function of
@@ -186,21 +213,29 @@ class Memory(nn.Module):
         gate_in = cfg.hidden if cfg.gate_input == "h" else self.cells + cfg.action_dim
         self.gate = nn.Sequential(nn.Linear(gate_in, D), nn.LeakyReLU(0.2), nn.Linear(D, 1))
         # erase, add (from [h, s] with write_frame), the dynamic component's input
-        self.vars = nn.Linear(cfg.hidden, (1 if cfg.write_frame or cfg.memory_write
-                                           == "observation" else 3) * D)
+        parts = 1 if cfg.write_frame or cfg.memory_write == "observation" else 3
+        self.vars = nn.Linear(cfg.hidden + D * cfg.dynamic_frame, parts * D)
         self.write_vars = (nn.Linear(cfg.hidden + D, 2 * D)
                            if cfg.write_frame and cfg.memory_write == "learned" else None)
         if cfg.gate_bias:
             nn.init.constant_(self.gate[-1].bias, cfg.gate_bias)
+        self.tracks_writes = cfg.empty_read == "prediction"
+        self.gate_held_open = False
+        """Set by training: the shift happens whatever the gate says
+        (``dynamics_gate_open_share``)."""
         self.register_buffer("_centre", torch.arange(9) == 4, persistent=False)
         bias = torch.empty(self.cells, D)
         nn.init.uniform_(bias, -1 / math.sqrt(self.cells + D), 1 / math.sqrt(self.cells + D))
         self.register_buffer("bias", bias)
 
     def initial(self, batch: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-        """Memory (B, cells, D) and attention (B, cells), one-hot at the grid's centre."""
+        """Memory (B, cells, D) and attention (B, cells), one-hot at the grid's centre. With
+        ``empty_read = "prediction"`` the memory is (B, cells, D + 1): zeros, its last column
+        how much has been written to each cell."""
         alpha = torch.zeros(batch, self.cells, device=device)
         alpha[:, self.cells // 2] = 1.0
+        if self.tracks_writes:
+            return alpha.new_zeros(batch, self.cells, self.cfg.memory_dim + 1), alpha
         return self.bias.expand(batch, -1, -1).clone(), alpha
 
     def kernels(self, a: torch.Tensor) -> torch.Tensor:
@@ -219,31 +254,48 @@ class Memory(nn.Module):
     def shift(self, alpha: torch.Tensor, kernels: torch.Tensor) -> torch.Tensor:
         """alpha convolved with each row's own 3x3 kernel (a grouped convolution)."""
         B, n = len(alpha), self.cfg.memory_grid
-        out = F.conv2d(alpha.view(1, B, n, n), kernels.view(B, 1, 3, 3), padding=1, groups=B)
-        return out.view(B, -1)
+        k = kernels.view(B, 1, 3, 3)
+        out = F.conv2d(alpha.view(1, B, n, n), k, padding=1, groups=B).view(B, -1)
+        if self.cfg.edge_walls:  # what would leave the grid from a cell stays there
+            kept = F.conv2d(alpha.new_ones(1, B, n, n), k.flip(2, 3), padding=1, groups=B)
+            out = out + alpha * (1 - kept.view(B, -1))
+        return out
 
     def forward(self, h: torch.Tensor, a: torch.Tensor, alpha: torch.Tensor, M: torch.Tensor,
-                s: torch.Tensor | None = None
+                s: torch.Tensor | None = None, seen: torch.Tensor | None = None
                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """(read, dynamic input, alpha, M) after one step; ``s``: the encoding of the frame
-        the step started from (used with ``write_frame`` and by an "observation" write)."""
+        the step started from (used with ``write_frame`` and by an "observation" write);
+        ``seen`` (B, 1): 1 where it is a real frame's, 0 where the write is skipped."""
         gate = torch.sigmoid(self.gate(h if self.cfg.gate_input == "h"
                                        else torch.cat([alpha, a], -1)))
+        if self.gate_held_open:
+            gate = torch.ones_like(gate)
+        context = torch.cat([h, s], -1) if self.cfg.dynamic_frame else h
         if self.cfg.memory_write == "observation":  # the frame over its cell (erase 1)
-            dynamic, erase, add = self.vars(h), torch.ones_like(s), s
+            dynamic, erase, add = self.vars(context), torch.ones_like(s), s
         elif self.write_vars is not None:
-            dynamic = self.vars(h)
+            dynamic = self.vars(context)
             erase, add = self.write_vars(torch.cat([h, s], -1)).chunk(2, -1)
             erase = torch.sigmoid(erase)
         else:
-            erase, add, dynamic = self.vars(h).chunk(3, -1)
+            erase, add, dynamic = self.vars(context).chunk(3, -1)
             erase = torch.sigmoid(erase)
+        if self.tracks_writes:  # the written share: erase 1, add 1
+            one = erase.new_ones(len(erase), 1)
+            erase, add = torch.cat([erase, one], -1), torch.cat([add, one], -1)
+        if seen is not None:
+            erase, add = erase * seen, add * seen
         if self.cfg.write_before_move:
             M = self._write(M, alpha, erase, add)
         alpha = gate * self.shift(alpha, self.kernels(a)) + (1 - gate) * alpha
         if not self.cfg.write_before_move:
             M = self._write(M, alpha, erase, add)
-        return self.read_at(alpha, M), dynamic, alpha, M
+        read = self.read_at(alpha, M)
+        if self.tracks_writes:
+            written = torch.bmm(alpha.unsqueeze(1), M[..., -1:]).squeeze(1)
+            read = read + (1 - written) * dynamic
+        return read, dynamic, alpha, M
 
     @staticmethod
     def _write(M: torch.Tensor, alpha: torch.Tensor, erase: torch.Tensor, add: torch.Tensor
@@ -253,7 +305,9 @@ class Memory(nn.Module):
         return M * (1 - w * erase.unsqueeze(1)) + w * add.unsqueeze(1)
 
     def read_at(self, alpha: torch.Tensor, M: torch.Tensor) -> torch.Tensor:
-        return torch.bmm(alpha.unsqueeze(1), M).squeeze(1)
+        """What the memory holds at attention ``alpha`` (B, cells): (B, D), without the
+        written share's column."""
+        return torch.bmm(alpha.unsqueeze(1), M[..., :self.cfg.memory_dim]).squeeze(1)
 
 
 class ZGaussian(nn.Module):
@@ -338,13 +392,21 @@ class GameGANGenerator(nn.Module):
         if cfg.memory_write == "observation" and not cfg.write_before_move:
             raise ValueError("memory_write = \"observation\" stores the frame a step starts "
                              "from at its place: set write_before_move = true.")
+        if cfg.empty_read not in ("cell", "prediction"):
+            raise ValueError(f"empty_read = {cfg.empty_read!r}: use \"cell\" or "
+                             "\"prediction\".")
+        if cfg.memory_writes not in ("all", "seen"):
+            raise ValueError(f"memory_writes = {cfg.memory_writes!r}: use \"all\" or "
+                             "\"seen\".")
         if cfg.gate_input not in ("h", "attention"):
             raise ValueError(f"gate_input = {cfg.gate_input!r}: use \"h\" or \"attention\".")
         self.cfg = cfg
         self.encoder = FrameEncoder(cfg)
         self.engine = DynamicsEngine(cfg)
         self.memory = Memory(cfg) if cfg.use_memory else None
-        self.to_dynamic = None if cfg.use_memory else nn.Linear(cfg.hidden, cfg.memory_dim)
+        self.to_dynamic = (None if cfg.use_memory else
+                           nn.Linear(cfg.hidden + cfg.memory_dim * cfg.dynamic_frame,
+                                     cfg.memory_dim))
         self.renderer = Renderer(cfg)
         self.heads = nn.Linear(cfg.hidden, 2 + cfg.gamevars)  # reward, done logit, gamevars
         self.posterior = ZGaussian(cfg, sees_next=True) if cfg.z_posterior else None
@@ -368,6 +430,17 @@ class GameGANGenerator(nn.Module):
         if self.memory is not None:
             state["M"], state["alpha"] = self.memory.initial(B, s.device)
             state["read"] = s.new_zeros(B, self.cfg.memory_dim)
+        return self.feed(state, s, True)
+
+    def feed(self, state: dict[str, torch.Tensor], s: torch.Tensor,
+             seen: bool | torch.Tensor) -> dict[str, torch.Tensor]:
+        """``state`` with ``s`` as the frame the next step acts from: a real frame's encoding
+        (``seen`` True) or the model's own prediction (False; or a (B,) bool per row), which
+        ``memory_writes = "seen"`` keeps out of the memory."""
+        state["s"] = s
+        if self.memory is not None and self.cfg.memory_writes == "seen":
+            rows = torch.as_tensor(seen, device=s.device).expand(len(s))
+            state["seen"] = rows.to(s.dtype).unsqueeze(-1)
         return state
 
     def advance(self, state: dict[str, torch.Tensor], a: torch.Tensor, z: torch.Tensor,
@@ -387,8 +460,10 @@ class GameGANGenerator(nn.Module):
         h, c = self.engine(state["h"], state["c"], state["s"], a, z, read)
         new = {"h": h, "c": c}
         if self.memory is None:
-            return new, [self.to_dynamic(h)]
-        read, dynamic, alpha, M = self.memory(h, a, state["alpha"], state["M"], state["s"])
+            context = torch.cat([h, state["s"]], -1) if self.cfg.dynamic_frame else h
+            return new, [self.to_dynamic(context)]
+        seen = state.get("seen") if self.cfg.memory_writes == "seen" else None
+        read, dynamic, alpha, M = self.memory(h, a, state["alpha"], state["M"], state["s"], seen)
         new.update(read=read, alpha=alpha, M=M)
         return new, [read if memory_reads else torch.zeros_like(read), dynamic]
 

@@ -126,6 +126,18 @@ class GameGANTrainConfig:
     strafing, then jumps when the side wall comes into view), so the engine must count the
     strafing from the spawn point; windows from anywhere else cannot teach it that."""
     dynamics_lr: float = 1e-3
+    dynamics_read_loss: str = "all"
+    """Which steps' memory reads the dynamics stage trains: "all", or "predicted", only the
+    steps after the warm-up, which act from the model's own predictions (with
+    ``memory_writes = "seen"`` nothing is written there, so a read gains only by finding a
+    place of the memorised walk; on the warm-up the cell just written holds the frame the
+    step started from, close to the next one, which every action's kernel learned to keep
+    reading)."""
+    dynamics_gate_open_share: float = 0.0
+    """The first share of the dynamics stage runs with the memory's shift gate held open, so
+    that the shift kernels learn where each action moves before the gate can stop them
+    (measured on ImageNav: with the gate free from the start, it shut at every place and
+    the attention never moved)."""
     dynamics_mirror: bool = False
     """Half of the dynamics windows mirrored left-right: frames flipped, each pair of
     ``mirror_actions`` swapped (a left-right symmetric game, as TakeCover's room). Refit on
@@ -256,10 +268,10 @@ def _unroll(net: GameGANGenerator, b: dict[str, torch.Tensor], warm: int,
             alphas.append(state["alpha"])
         if t + 1 < warm:
             nxt = x[:, t + 1]
-            state["s"] = net.encoder(nxt)
+            state = net.feed(state, net.encoder(nxt), True)
         else:  # its own render (or prediction), no gradient back through the unroll
             nxt = out.frame.detach()
-            state["s"] = net.next_encoding(nxt, out.inputs[-1].detach())
+            state = net.feed(state, net.next_encoding(nxt, out.inputs[-1].detach()), False)
         inputs.append(nxt)
     return {"x": x, "a": a, "z": z, "outs": outs, "inputs": torch.stack(inputs[:-1], 1),
             "fake": torch.stack([o.frame for o in outs], 1), "statics": statics,
@@ -429,8 +441,7 @@ def train_gamegan(sampler: WindowSampler, held: WindowSampler | None, net_cfg: G
             # must match what was drawn then: what the memory wrote, it keeps
             M = r["state"]["M"]
             alphas = torch.cat(r["alphas"])
-            reread = G.render_static(torch.bmm(alphas.unsqueeze(1),
-                                               M.repeat(len(r["alphas"]), 1, 1)).squeeze(1))
+            reread = G.render_static(G.memory.read_at(alphas, M.repeat(len(r["alphas"]), 1, 1)))
             target = torch.cat(r["statics"]).detach()
             cycle = (reread - target).abs().sum() / len(x)
             g_loss = g_loss + cfg.cycle_weight * cycle
@@ -560,6 +571,9 @@ def _pretrain_dynamics(G: GameGANGenerator, windows: DynamicsWindows, cfg: GameG
     encoding (``dynamics_steps``): :func:`_dynamics_loss` on :class:`DynamicsWindows`.
     Deterministic given the seed, like the autoencoder stage. ``parallel``: each torchrun
     process trains on its share of the windows."""
+    if cfg.dynamics_read_loss not in ("all", "predicted"):
+        raise ValueError(f"dynamics_read_loss = {cfg.dynamics_read_loss!r}: use \"all\" or "
+                         "\"predicted\".")
     rng = np.random.default_rng((cfg.seed, 2))
     torch.manual_seed(cfg.seed + 2)  # processes draw the global batch's noise (shared_draw)
     share = ddp.share if parallel else (lambda batch: batch)
@@ -567,6 +581,8 @@ def _pretrain_dynamics(G: GameGANGenerator, windows: DynamicsWindows, cfg: GameG
     opt = torch.optim.Adam(params, lr=cfg.dynamics_lr, betas=tuple(cfg.betas))
     critic = None
     for step in tqdm(range(cfg.dynamics_steps), desc="dynamics on frame encodings"):
+        if G.memory is not None:
+            G.memory.gate_held_open = step < cfg.dynamics_gate_open_share * cfg.dynamics_steps
         s, a = windows.sample(rng, cfg.dynamics_batch)
         # a process's share is scaled by the global batch's variance, as one process scales it
         scale = _encoding_scale(s[:, 1:]) if parallel else None
@@ -621,6 +637,8 @@ def _pretrain_dynamics(G: GameGANGenerator, windows: DynamicsWindows, cfg: GameG
             else:
                 writer.add_scalar("pretrain/dynamics_mse", mse.item(), step)
                 writer.add_scalar("pretrain/dynamics_kl", kl.item(), step)
+    if G.memory is not None:
+        G.memory.gate_held_open = False
 
 
 def moment_gap(real: torch.Tensor, fake: torch.Tensor, bucket: int) -> torch.Tensor:
@@ -651,6 +669,8 @@ def _dynamics_loss(G: GameGANGenerator, s_true: torch.Tensor, a: torch.Tensor,
                < cfg.dynamics_teacher_share
                if cfg.dynamics_teacher_share > 0 else None)  # (no draw: older runs' stream)
     steps, kls = _dynamics_rollout(G, s_true, a, cfg, teacher, parallel)
+    if cfg.dynamics_read_loss == "predicted":  # the warm-up's reads go untrained
+        steps = [step if k >= cfg.dynamics_warmup else step[-1:] for k, step in enumerate(steps)]
     mse = _encoding_loss(steps, s_true[:, 1:], scale)
     kl = torch.stack(kls).mean() if kls else mse.new_zeros(())
     return mse + cfg.dynamics_kl_weight * kl / s_true.shape[-1], mse, kl
@@ -717,9 +737,13 @@ def _dynamics_rollout(G: GameGANGenerator, s_true: torch.Tensor, a: torch.Tensor
                               / p_logvar.exp() - 1).sum(-1).mean())
         state, inputs = G.advance(state, a[:, k], z, z_drawn=G.posterior is not None)
         steps.append(inputs)
-        state["s"] = s_true[:, k + 1] if k + 1 < cfg.dynamics_warmup else inputs[-1].detach()
-        if teacher is not None and k + 1 >= cfg.dynamics_warmup:
-            state["s"] = torch.where(teacher[:, None], s_true[:, k + 1], state["s"])
+        if k + 1 < cfg.dynamics_warmup:
+            state = G.feed(state, s_true[:, k + 1], True)
+        elif teacher is None:
+            state = G.feed(state, inputs[-1].detach(), False)
+        else:
+            state = G.feed(state, torch.where(teacher[:, None], s_true[:, k + 1],
+                                              inputs[-1].detach()), teacher)
     return steps, kls
 
 
@@ -734,7 +758,8 @@ def _feature_rollout(G: GameGANGenerator, s_true: torch.Tensor, a: torch.Tensor,
     for k in range(s_true.shape[1] - 1):
         z = torch.randn(len(s_true), G.cfg.z_dim, device=s_true.device)
         state, inputs = G.advance(state, a[:, k], torch.zeros_like(z) if teacher else z)
-        state["s"] = s_true[:, k + 1] if teacher or k + 1 < warm else inputs[-1]
+        real = teacher or k + 1 < warm
+        state = G.feed(state, s_true[:, k + 1] if real else inputs[-1], real)
         out.append(torch.cat([state["s"], state["h"]], -1))
     return torch.stack(out, 1)
 
