@@ -730,6 +730,44 @@ def test_a_frame_too_small_for_the_discriminators_names_the_fix(tmp_path):
                       tmp_path, torch.device("cpu"))
 
 
+def test_an_interrupted_dynamics_stage_resumes_where_it_stopped(takecover_episodes, tmp_path,
+                                                                monkeypatch):
+    """The dynamics stage checkpoints every ``checkpoint_every`` updates (weights, optimizer,
+    both random streams); a run killed mid-stage and started again ends bit for bit where
+    the uninterrupted one does, without training the autoencoder again."""
+    from dream_gym.gamegan import training
+
+    eps = takecover_episodes
+    net_cfg = GameGANConfig(**TINY, **PLACE_MEMORY)
+    tcfg = GameGANTrainConfig(steps=0, holdout=0.0, autoencoder_steps=10, autoencoder_batch=8,
+                              dynamics_steps=12, dynamics_batch=4, dynamics_seq_len=8,
+                              dynamics_warmup=4, checkpoint_every=5,
+                              dynamics_read_loss="predicted", dynamics_gate_open_share=0.5)
+    sampler = _windows(eps, 8)
+    straight = train_gamegan(sampler, None, net_cfg, TINY_D, tcfg, tmp_path / "a",
+                             torch.device("cpu")).state_dict()
+    real_sample, calls = training.DynamicsWindows.sample, []
+
+    def killed_at_the_eighth(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 8:
+            raise KeyboardInterrupt
+        return real_sample(self, *args, **kwargs)
+
+    monkeypatch.setattr(training.DynamicsWindows, "sample", killed_at_the_eighth)
+    with pytest.raises(KeyboardInterrupt):
+        train_gamegan(_windows(eps, 8), None, net_cfg, TINY_D, tcfg, tmp_path / "b",
+                      torch.device("cpu"))
+    assert (tmp_path / "b" / "dynamics_ckpt" / "model_5.safetensors").exists()
+    monkeypatch.setattr(training.DynamicsWindows, "sample", real_sample)
+    monkeypatch.setattr(training, "_pretrain_autoencoder", None)  # must not run again
+    resumed = train_gamegan(_windows(eps, 8), None, net_cfg, TINY_D, tcfg, tmp_path / "b",
+                            torch.device("cpu")).state_dict()
+    for k, v in straight.items():
+        assert torch.equal(v, resumed[k]), k
+    assert not (tmp_path / "b" / "dynamics_ckpt").exists()  # done: the run's checkpoint has it
+
+
 def test_a_diverging_dynamics_stage_stops_before_a_checkpoint(takecover_episodes, tmp_path):
     eps = takecover_episodes
     net_cfg = GameGANConfig(**TINY)
@@ -740,4 +778,4 @@ def test_a_diverging_dynamics_stage_stops_before_a_checkpoint(takecover_episodes
     with pytest.raises(FloatingPointError, match="diverged at update .* lower dynamics_lr"):
         train_gamegan(sampler, None, net_cfg, TINY_D,
                       tcfg, tmp_path, torch.device("cpu"))
-    assert not (tmp_path / "ckpt").exists()
+    assert not (tmp_path / "ckpt").exists() and not (tmp_path / "dynamics_ckpt").exists()

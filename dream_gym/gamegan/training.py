@@ -23,6 +23,7 @@ the player had strafed, so ``freeze_dynamics`` leaves them the renderer to train
 from __future__ import annotations
 
 import dataclasses
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,7 +34,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from dream_gym.checkpoint import load_json, load_tensors, save_tensors
+from dream_gym.checkpoint import load_json, load_state_dict, load_tensors, save_tensors
 from dream_gym.config import pick
 from dream_gym.data import (
     CollectConfig,
@@ -356,14 +357,20 @@ def train_gamegan(sampler: WindowSampler, held: WindowSampler | None, net_cfg: G
     progress = resumed or {"step": 0}
     held_batch = held.sample(16) if held is not None else None
     writer = make_writer(run_dir, cfg)
-    if resumed is None and cfg.autoencoder_steps > 0:
+    dynamics_ckpt = run_dir / "dynamics_ckpt"  # the dynamics stage's own, mid-stage
+    midway = resumed is None and (dynamics_ckpt / "progress.json").exists()
+    if midway:  # the autoencoder stage's weights are in it: the windows encode with them
+        step = load_json(dynamics_ckpt / "progress.json")["step"]
+        load_state_dict(G, dynamics_ckpt / f"model_{step}.safetensors")
+    elif resumed is None and cfg.autoencoder_steps > 0:
         _pretrain_autoencoder(G, sampler, cfg, writer, parallel=True)
     stage = resumed is None and cfg.dynamics_steps > 0
     windows = DynamicsWindows(G, sampler, cfg) if stage or cfg.dynamics_weight > 0 else None
     if stage:
-        _pretrain_dynamics(G, windows, cfg, writer, parallel=True)
+        _pretrain_dynamics(G, windows, cfg, writer, parallel=True, ckpt_dir=dynamics_ckpt)
     if resumed is None and cfg.autoencoder_steps + cfg.dynamics_steps > 0:
         save_training_state(run_dir / "ckpt", both, opt, progress)  # the stages, done once
+        shutil.rmtree(dynamics_ckpt, ignore_errors=True)
     G.encoder.requires_grad_(not cfg.freeze_encoder)  # no gradient: Adam leaves it as it is
     for part in _dynamics_parts(G):
         part.requires_grad_(not cfg.freeze_dynamics)
@@ -566,11 +573,14 @@ def _dynamics_parts(G: GameGANGenerator) -> list[torch.nn.Module]:
 
 
 def _pretrain_dynamics(G: GameGANGenerator, windows: DynamicsWindows, cfg: GameGANTrainConfig,
-                       writer, parallel: bool = False) -> None:
+                       writer, parallel: bool = False, ckpt_dir: Path | None = None) -> None:
     """The dynamics engine and the memory learn to hand the renderer the next real frame's
     encoding (``dynamics_steps``): :func:`_dynamics_loss` on :class:`DynamicsWindows`.
     Deterministic given the seed, like the autoencoder stage. ``parallel``: each torchrun
-    process trains on its share of the windows."""
+    process trains on its share of the windows. ``ckpt_dir``: every ``checkpoint_every``
+    updates the weights, the optimizer and both random streams are saved there, and a run
+    that finds them goes on from there, as the uninterrupted one would (without the
+    adversarial or moment losses, whose critic is not saved: then the stage starts over)."""
     if cfg.dynamics_read_loss not in ("all", "predicted"):
         raise ValueError(f"dynamics_read_loss = {cfg.dynamics_read_loss!r}: use \"all\" or "
                          "\"predicted\".")
@@ -580,7 +590,17 @@ def _pretrain_dynamics(G: GameGANGenerator, windows: DynamicsWindows, cfg: GameG
     params = [p for part in _dynamics_parts(G) for p in part.parameters()]
     opt = torch.optim.Adam(params, lr=cfg.dynamics_lr, betas=tuple(cfg.betas))
     critic = None
-    for step in tqdm(range(cfg.dynamics_steps), desc="dynamics on frame encodings"):
+    start = 0
+    resumable = ckpt_dir is not None and not (cfg.dynamics_adversarial_weight > 0
+                                              or cfg.dynamics_moment_weight > 0)
+    if resumable:
+        progress = load_training_state(ckpt_dir, G, opt)
+        if progress is not None:
+            start = progress["step"]
+            rng.bit_generator.state = progress["numpy_rng"]
+            torch.set_rng_state(torch.tensor(progress["torch_rng"], dtype=torch.uint8))
+    for step in tqdm(range(start, cfg.dynamics_steps), initial=start,
+                     total=cfg.dynamics_steps, desc="dynamics on frame encodings"):
         if G.memory is not None:
             G.memory.gate_held_open = step < cfg.dynamics_gate_open_share * cfg.dynamics_steps
         s, a = windows.sample(rng, cfg.dynamics_batch)
@@ -592,6 +612,8 @@ def _pretrain_dynamics(G: GameGANGenerator, windows: DynamicsWindows, cfg: GameG
         else:
             loss, mse, kl = _dynamics_loss(G, share(s), share(a), cfg, scale, parallel)
         if not torch.isfinite(loss):  # stop before NaN weights reach a checkpoint
+            if ckpt_dir is not None:  # the next run starts the stage over, at its new rate
+                shutil.rmtree(ckpt_dir, ignore_errors=True)
             raise FloatingPointError(
                 f"The dynamics stage diverged at update {step} (loss {loss.item()}): lower "
                 f"dynamics_lr (now {cfg.dynamics_lr:g}) or grad_clip ({cfg.grad_clip:g}) "
@@ -637,6 +659,10 @@ def _pretrain_dynamics(G: GameGANGenerator, windows: DynamicsWindows, cfg: GameG
             else:
                 writer.add_scalar("pretrain/dynamics_mse", mse.item(), step)
                 writer.add_scalar("pretrain/dynamics_kl", kl.item(), step)
+        if resumable and (step + 1) % cfg.checkpoint_every == 0 and step + 1 < cfg.dynamics_steps:
+            save_training_state(ckpt_dir, G, opt, {
+                "step": step + 1, "numpy_rng": rng.bit_generator.state,
+                "torch_rng": torch.get_rng_state().tolist()})
     if G.memory is not None:
         G.memory.gate_held_open = False
 
