@@ -291,10 +291,12 @@ class Memory(nn.Module):
         alpha = gate * self.shift(alpha, self.kernels(a)) + (1 - gate) * alpha
         if not self.cfg.write_before_move:
             M = self._write(M, alpha, erase, add)
-        read = self.read_at(alpha, M)
-        if self.tracks_writes:
-            written = torch.bmm(alpha.unsqueeze(1), M[..., -1:]).squeeze(1)
+        if self.tracks_writes:  # one product gives the content and the written share
+            read, written = torch.bmm(alpha.unsqueeze(1), M).squeeze(1).split(
+                [self.cfg.memory_dim, 1], -1)
             read = read + (1 - written) * dynamic
+        else:
+            read = self.read_at(alpha, M)
         return read, dynamic, alpha, M
 
     @staticmethod
