@@ -6,7 +6,7 @@ and optionally the paper's controller mapping, data-collection policies and ``pl
 
 from __future__ import annotations
 
-from dream_gym.games import carracing, imagenav, takecover  # noqa: F401, I001  (register)
+from dream_gym.games import carracing, imagenav, mspacman, takecover  # noqa: F401, I001
 from dream_gym.games.registry import (
     GENERIC_POLICIES,
     ControllerMapping,
