@@ -106,6 +106,13 @@ class GameGANConfig:
     """What the shift gate sees: "h" (the paper) or "attention", the attention itself and
     the action (a wall is a place and a direction, as GTM-SM's wall gate is a function of
     the position)."""
+    dynamic_decoder: str = "upsample"
+    """How the dynamic component draws: "upsample", as the static one (a vector -> an 8x8
+    map -> upsampling convs), or "broadcast", a spatial broadcast decoder (Watters et al.
+    2019: the vector tiled over a quarter-size grid with the grid's coordinates, then convs
+    and upsampling), made to place small objects where a vector says. On the 16x16 sprite
+    world of ``tests/test_gamegan.py`` both separate the sprite from the scene (with
+    ``scene_window``); the Ms. Pac-Man recipe uses "broadcast" (the two not compared there)."""
     enc_width: int = 8
     """Channels of the frame encoder's first conv (doubling per layer)."""
     render_width: int = 8
@@ -146,6 +153,13 @@ _FEEDBACK = ("frame", "encoding")
 
 def _lrelu(x: torch.Tensor) -> torch.Tensor:
     return F.leaky_relu(x, 0.2)
+
+
+def _grid(side: int) -> torch.Tensor:
+    """(2, side, side): the (y, x) of each cell of a side x side grid, in [-1, 1]."""
+    ys, xs = torch.meshgrid(torch.linspace(-1, 1, side), torch.linspace(-1, 1, side),
+                            indexing="ij")
+    return torch.stack([ys, xs])
 
 
 class FrameEncoder(nn.Module):
@@ -350,13 +364,46 @@ class ComponentDecoder(nn.Module):
         return torch.tanh(out[:, :3]), out[:, 3:]
 
 
+class BroadcastDecoder(nn.Module):
+    """A component drawn by a spatial broadcast decoder: the vector and the (y, x)
+    coordinates at every cell of a (S/4)x(S/4) grid -> convs -> upsampled twice -> an image
+    and a mask logit."""
+
+    def __init__(self, cfg: GameGANConfig) -> None:
+        super().__init__()
+        w, side = 4 * cfg.render_width, cfg.frame_size // 4
+        ys, xs = torch.meshgrid(torch.linspace(-1, 1, side), torch.linspace(-1, 1, side),
+                                indexing="ij")
+        self.register_buffer("coords", torch.stack([ys, xs])[None], persistent=False)
+        self.convs = nn.ModuleList([nn.Conv2d(cfg.memory_dim + 2, w, 3, 1, 1),
+                                    nn.Conv2d(w, w, 3, 1, 1)])
+        self.ups = nn.ModuleList([nn.Conv2d(w, w // 2, 3, 1, 1),
+                                  nn.Conv2d(w // 2, w // 2, 3, 1, 1)])
+        self.head = nn.Conv2d(w // 2, 4, 3, 1, 1)
+
+    def forward(self, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        side = self.coords.shape[-1]
+        x = torch.cat([v[:, :, None, None].expand(-1, -1, side, side),
+                       self.coords.expand(len(v), -1, -1, -1)], 1)
+        for conv in self.convs:
+            x = _lrelu(conv(x))
+        for conv in self.ups:
+            x = _lrelu(conv(F.interpolate(x, scale_factor=2, mode="nearest")))
+        out = self.head(x)
+        return torch.tanh(out[:, :3]), out[:, 3:]
+
+
 class Renderer(nn.Module):
     """The rendering engine: components mixed by the softmax of their mask logits."""
 
     def __init__(self, cfg: GameGANConfig) -> None:
         super().__init__()
-        self.components = nn.ModuleList(ComponentDecoder(cfg)
-                                        for _ in range(2 if cfg.use_memory else 1))
+        if cfg.dynamic_decoder not in ("upsample", "broadcast"):
+            raise ValueError(f"dynamic_decoder = {cfg.dynamic_decoder!r}: use \"upsample\" "
+                             "or \"broadcast\".")
+        dynamic = BroadcastDecoder if cfg.dynamic_decoder == "broadcast" else ComponentDecoder
+        self.components = nn.ModuleList(
+            [ComponentDecoder(cfg), dynamic(cfg)] if cfg.use_memory else [dynamic(cfg)])
 
     def forward(self, inputs: list[torch.Tensor]
                 ) -> tuple[torch.Tensor, list[torch.Tensor], torch.Tensor]:

@@ -127,6 +127,29 @@ class GameGANTrainConfig:
     strafing, then jumps when the side wall comes into view), so the engine must count the
     strafing from the spawn point; windows from anywhere else cannot teach it that."""
     dynamics_lr: float = 1e-3
+    scene_window: int = 0
+    """0: the paper's renderer. W > 0: the static component is taught to draw the scene, what
+    the frames of the last W steps share, and the dynamic one what moves (the characters of
+    a fixed-screen game, as GameGAN's Pac-Man): in the autoencoder stage the static component
+    is fed the mean encoding of ``scene_frames`` frames drawn from the W steps up to the frame
+    (:func:`scene_rows`) and the dynamic one the frame's own encoding, with
+    ``scene_mask_weight`` x the dynamic mask's mean added to the loss; in the dynamics stage
+    the memory read is trained towards that scene encoding of the next frame, the dynamic
+    input towards the next frame's own. Over a stretch the characters have moved, so the
+    static component cannot know where they are and the mask's cost leaves them to the
+    dynamic one; the paper's renderer, fed the same vector in both, separates nothing."""
+    scene_frames: int = 8
+    scene_mask_weight: float = 0.05
+    scene_motion_weight: float = 0.0
+    """With ``scene_window``: each pixel's reconstruction error in the autoencoder stage is
+    weighted by 1 + this x its distance to the median of the scene's frames there (what has
+    moved over the stretch, in [0, 2]): the characters cover under 1% of a Ms. Pac-Man
+    frame, so an unweighted L1 leaves them out of the mix."""
+    scene_dynamic_weight: float = 0.0
+    """With ``scene_window``: weight of the dynamic component's own image against the frame
+    (weighted as the mix's), whatever its mask: the mask's cost shuts the mask before the
+    component has learned to draw anything, and a shut mask passes it no gradient
+    (measured on Ms. Pac-Man: mask mean 0.02, no character in the mix after 900 updates)."""
     dynamics_read_loss: str = "all"
     """Which steps' memory reads the dynamics stage trains: "all", or "predicted", only the
     steps after the warm-up, which act from the model's own predictions (with
@@ -250,6 +273,18 @@ def _warmup(cfg: GameGANTrainConfig, step: int) -> int:
     return max(1, round(cfg.warmup_start + (cfg.warmup_end - cfg.warmup_start) * frac))
 
 
+def scene_rows(ep: Episodes, rows: np.ndarray, window: int, frames: int,
+               rng: np.random.Generator) -> np.ndarray:
+    """For each frame row (N,): ``frames`` rows of its episode (N, frames), the row itself
+    first and the rest drawn uniformly from the ``window`` steps up to it (never before the
+    episode's first frame): the frames whose mean encoding is the row's scene."""
+    first = np.repeat(ep.starts, ep.lengths)[rows]
+    low = np.maximum(first, rows - window + 1)
+    drawn = low[:, None] + (rng.random((len(rows), frames - 1))
+                            * (rows - low + 1)[:, None]).astype(np.int64)
+    return np.concatenate([rows[:, None], drawn], 1)
+
+
 def _unroll(net: GameGANGenerator, b: dict[str, torch.Tensor], warm: int,
             z: torch.Tensor | None = None) -> dict[str, Any]:
     """The generator over a window: true frames for the first ``warm`` inputs, its own
@@ -342,6 +377,9 @@ def train_gamegan(sampler: WindowSampler, held: WindowSampler | None, net_cfg: G
                          f"{net_cfg.frame_size}x{net_cfg.frame_size} frame is too small for them "
                          "(16 at least): set adversarial = false in [gamegan] to train without "
                          "them, as training/imagenav_gamegan.toml does for its 8x8 view.")
+    if cfg.scene_window and not net_cfg.use_memory:
+        raise ValueError("scene_window teaches the static component (the memory's) the scene: "
+                         "the no-memory variant has none; set scene_window = 0.")
     if ddp.world() > 1 and cfg.dynamics_adversarial_weight > 0:
         raise ValueError("dynamics_adversarial_weight > 0 is not data-parallel (its critic is "
                          "standardised by one process's batch): train it in one process.")
@@ -497,10 +535,24 @@ def _pretrain_autoencoder(G: GameGANGenerator, sampler: WindowSampler,
     device = next(G.parameters()).device
     for step in tqdm(range(cfg.autoencoder_steps), desc="renderer as autoencoder"):
         picked = rng.choice(rows, cfg.autoencoder_batch)
-        x = to_unit(torch.from_numpy(ep.frames[ddp.share(picked) if parallel else picked])
-                    .to(device))
+        if cfg.scene_window:  # the row itself first: x is column 0
+            picked = scene_rows(ep, picked, cfg.scene_window, cfg.scene_frames, rng)
+        picked = ddp.share(picked) if parallel else picked
+        x = to_unit(torch.from_numpy(ep.frames[picked.reshape(-1)]).to(device))
         s = G.encoder(x)
-        loss = (G.renderer([s] * len(G.renderer.components))[0] - x).abs().mean()
+        if cfg.scene_window:
+            s, x = s.view(*picked.shape, -1), x.view(*picked.shape, *x.shape[1:])
+            frame, images, masks = G.renderer([s.mean(1), s[:, 0]])
+            # what moved: the frame's distance to the scene frames' median (a character
+            # there in under half of them is not in it)
+            moved = (x[:, 0] - x.median(1).values).abs().mean(1, keepdim=True)
+            x = x[:, 0]
+            weight = 1 + cfg.scene_motion_weight * moved
+            loss = (weight * (frame - x).abs()).mean() \
+                + cfg.scene_mask_weight * masks[:, 1].mean() \
+                + cfg.scene_dynamic_weight * (weight * (images[1] - x).abs()).mean()
+        else:
+            loss = (G.renderer([s] * len(G.renderer.components))[0] - x).abs().mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         if parallel:
@@ -508,6 +560,8 @@ def _pretrain_autoencoder(G: GameGANGenerator, sampler: WindowSampler,
         opt.step()
         if step % 10 == 0:
             writer.add_scalar("pretrain/autoencoder_l1", loss.item(), step)
+            if cfg.scene_window:
+                writer.add_scalar("pretrain/dynamic_mask_mean", masks[:, 1].mean().item(), step)
 
 
 @torch.no_grad()
@@ -537,15 +591,31 @@ class DynamicsWindows:
         if cfg.dynamics_mirror and not G.cfg.mirror_actions:
             raise ValueError("dynamics_mirror = true needs mirror_actions (which actions are "
                              "each other's mirror image, e.g. [[2, 1]] for TakeCover).")
+        if cfg.dynamics_mirror and cfg.scene_window:
+            raise ValueError("dynamics_mirror and scene_window together are not implemented: "
+                             "set one of them.")
         with torch.no_grad():
             self.S = encode_frames(G, self.ep.frames)
             self.S_mirrored = encode_frames(G, self.ep.frames[:, :, ::-1]) \
                 if cfg.dynamics_mirror else None
+        self.scene = None
+        """Each frame's scene encoding (N, D) with ``scene_window``: the memory read's target."""
+        if cfg.scene_window:
+            rows = scene_rows(self.ep, np.arange(len(self.S)), cfg.scene_window,
+                              cfg.scene_frames, np.random.default_rng((cfg.seed, 4)))
+            self.scene = self.S[torch.from_numpy(rows)].mean(1)
 
     def sample(self, rng: np.random.Generator, batch: int, length: int | None = None
                ) -> tuple[torch.Tensor, torch.Tensor]:
         """(encodings (B, L, D), action features (B, L - 1, A)); L = ``length`` or
         ``dynamics_seq_len``."""
+        s, a, _ = self.sample_scene(rng, batch, length)
+        return s, a
+
+    def sample_scene(self, rng: np.random.Generator, batch: int, length: int | None = None
+                     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """:meth:`sample` and the windows' scene encodings (B, L, D) (None without
+        ``scene_window``), from the same draws."""
         ep, L = self.ep, length or self.cfg.dynamics_seq_len
         if (length or 0) > self.cfg.dynamics_seq_len:  # self.ids: episodes that long, no longer
             raise ValueError(f"Windows of {L} steps: at most dynamics_seq_len "
@@ -561,7 +631,8 @@ class DynamicsWindows:
             half = batch // 2
             s = torch.cat([s[:half], self.S_mirrored[t[half:]]])
             a = torch.cat([a[:half], a[half:][..., torch.from_numpy(self.swap)]])
-        return s, a.to(self.S.device)
+        scene = self.scene[t] if self.scene is not None else None
+        return s, a.to(self.S.device), scene
 
 
 def _dynamics_parts(G: GameGANGenerator) -> list[torch.nn.Module]:
@@ -603,14 +674,15 @@ def _pretrain_dynamics(G: GameGANGenerator, windows: DynamicsWindows, cfg: GameG
                      total=cfg.dynamics_steps, desc="dynamics on frame encodings"):
         if G.memory is not None:
             G.memory.gate_held_open = step < cfg.dynamics_gate_open_share * cfg.dynamics_steps
-        s, a = windows.sample(rng, cfg.dynamics_batch)
+        s, a, scene = windows.sample_scene(rng, cfg.dynamics_batch)
         # a process's share is scaled by the global batch's variance, as one process scales it
         scale = _encoding_scale(s[:, 1:]) if parallel else None
         if G.mixture is not None:  # teacher-forced likelihood, as World Models' M
             loss = mse = _mixture_loss(G, share(s), share(a))
             kl = loss.new_zeros(())
         else:
-            loss, mse, kl = _dynamics_loss(G, share(s), share(a), cfg, scale, parallel)
+            loss, mse, kl = _dynamics_loss(G, share(s), share(a), cfg, scale, parallel,
+                                           share(scene) if scene is not None else None)
         if not torch.isfinite(loss):  # stop before NaN weights reach a checkpoint
             if ckpt_dir is not None:  # the next run starts the stage over, at its new rate
                 shutil.rmtree(ckpt_dir, ignore_errors=True)
@@ -684,13 +756,15 @@ def moment_gap(real: torch.Tensor, fake: torch.Tensor, bucket: int) -> torch.Ten
 
 def _dynamics_loss(G: GameGANGenerator, s_true: torch.Tensor, a: torch.Tensor,
                    cfg: GameGANTrainConfig, scale: torch.Tensor | None = None,
-                   parallel: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+                   parallel: bool = False, scene: torch.Tensor | None = None
+                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """:func:`_dynamics_rollout`'s :func:`_encoding_loss` on every renderer input, plus, with
     a posterior, ``dynamics_kl_weight`` x the KL of q(z | h, s_t, a_t, s_t+1) to the learned
     prior p(z | h, s_t, a_t) (summed over z, per encoding dimension): a conditional VAE.
     ``parallel``: these are one torchrun process's rows of a global batch (``scale`` is
     then the global batch's), their noise drawn as one process draws it for them.
-    Returns (loss, encoding loss, KL per step)."""
+    ``scene`` (B, L, D): the windows' scene encodings, the memory reads' targets
+    (``scene_window``). Returns (loss, encoding loss, KL per step)."""
     teacher = (_draw(torch.rand, parallel, len(s_true), device=s_true.device)
                < cfg.dynamics_teacher_share
                if cfg.dynamics_teacher_share > 0 else None)  # (no draw: older runs' stream)
@@ -698,6 +772,12 @@ def _dynamics_loss(G: GameGANGenerator, s_true: torch.Tensor, a: torch.Tensor,
     if cfg.dynamics_read_loss == "predicted":  # the warm-up's reads go untrained
         steps = [step if k >= cfg.dynamics_warmup else step[-1:] for k, step in enumerate(steps)]
     mse = _encoding_loss(steps, s_true[:, 1:], scale)
+    if scene is not None:  # the reads (first of each step's inputs) aim at the scene
+        dynamic = _encoding_loss([step[-1:] for step in steps], s_true[:, 1:], scale)
+        reads = [step[:1] for step in steps if len(step) > 1]
+        first = len(steps) - len(reads)  # (with dynamics_read_loss = "predicted")
+        mse = (dynamic + _encoding_loss(reads, scene[:, 1 + first:],
+                                        _encoding_scale(scene[:, 1:]))) / 2 if reads else dynamic
     kl = torch.stack(kls).mean() if kls else mse.new_zeros(())
     return mse + cfg.dynamics_kl_weight * kl / s_true.shape[-1], mse, kl
 
