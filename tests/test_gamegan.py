@@ -289,6 +289,28 @@ def test_a_gamegan_dream_is_the_same_alone_and_in_a_batch(heads, noise, mixture,
     np.testing.assert_allclose(np.stack(alone), np.stack(batched)[: len(alone), 1], atol=1e-4)
 
 
+def test_a_broadcast_renderer_draws_the_same_frames_alone_and_in_a_batch():
+    """The pixels a dream shows, drawn by the spatial broadcast decoder (the Ms. Pac-Man
+    recipe's), do not depend on the batch the dream runs in (to a level of rounding)."""
+    from dream_gym.envs.dream_env import DreamEnv
+    from dream_gym.envs.vector import DreamVectorEnv
+
+    dream = _tiny_dream(heads=True, noise=0.3, dynamic_decoder="broadcast")
+    venv = DreamVectorEnv(3, dream, contexts=_contexts())
+    batched = [venv.reset(seed=7)[0]["screen"][1]]
+    for t in range(6):
+        batched.append(venv.step(np.full(3, t % 3))[0]["screen"][1])
+    env = DreamEnv(dream, contexts=_contexts())
+    alone = [env.reset(seed=8)[0]["screen"]]
+    for t in range(6):
+        obs, _, term, trunc, _ = env.step(t % 3)
+        alone.append(obs["screen"])
+        if term or trunc:
+            break
+    diff = np.abs(np.stack(alone).astype(int) - np.stack(batched)[: len(alone)].astype(int))
+    assert diff.max() <= 1 and len(alone) > 1
+
+
 def test_temperature_scales_the_noise_and_zero_reads_change_the_dream():
     dream = _tiny_dream()
     frames = torch.from_numpy(_contexts()["frames"])
