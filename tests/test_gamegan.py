@@ -768,7 +768,7 @@ def test_an_interrupted_dynamics_stage_resumes_where_it_stopped(takecover_episod
     sampler = _windows(eps, 8)
     straight = train_gamegan(sampler, None, net_cfg, TINY_D, tcfg, tmp_path / "a",
                              torch.device("cpu")).state_dict()
-    real_sample, calls = training.DynamicsWindows.sample, []
+    real_sample, calls = training.DynamicsWindows.sample_scene, []  # what the stage draws
 
     def killed_at_the_eighth(self, *args, **kwargs):
         calls.append(1)
@@ -776,12 +776,12 @@ def test_an_interrupted_dynamics_stage_resumes_where_it_stopped(takecover_episod
             raise KeyboardInterrupt
         return real_sample(self, *args, **kwargs)
 
-    monkeypatch.setattr(training.DynamicsWindows, "sample", killed_at_the_eighth)
+    monkeypatch.setattr(training.DynamicsWindows, "sample_scene", killed_at_the_eighth)
     with pytest.raises(KeyboardInterrupt):
         train_gamegan(_windows(eps, 8), None, net_cfg, TINY_D, tcfg, tmp_path / "b",
                       torch.device("cpu"))
     assert (tmp_path / "b" / "dynamics_ckpt" / "model_5.safetensors").exists()
-    monkeypatch.setattr(training.DynamicsWindows, "sample", real_sample)
+    monkeypatch.setattr(training.DynamicsWindows, "sample_scene", real_sample)
     monkeypatch.setattr(training, "_pretrain_autoencoder", None)  # must not run again
     resumed = train_gamegan(_windows(eps, 8), None, net_cfg, TINY_D, tcfg, tmp_path / "b",
                             torch.device("cpu")).state_dict()

@@ -771,13 +771,15 @@ def _dynamics_loss(G: GameGANGenerator, s_true: torch.Tensor, a: torch.Tensor,
     steps, kls = _dynamics_rollout(G, s_true, a, cfg, teacher, parallel)
     if cfg.dynamics_read_loss == "predicted":  # the warm-up's reads go untrained
         steps = [step if k >= cfg.dynamics_warmup else step[-1:] for k, step in enumerate(steps)]
-    mse = _encoding_loss(steps, s_true[:, 1:], scale)
-    if scene is not None:  # the reads (first of each step's inputs) aim at the scene
-        dynamic = _encoding_loss([step[-1:] for step in steps], s_true[:, 1:], scale)
+    if scene is None:
+        mse = _encoding_loss(steps, s_true[:, 1:], scale)
+    else:  # the reads (first of each step's inputs) aim at the scene, the rest at s_t+1
+        mse = _encoding_loss([step[-1:] for step in steps], s_true[:, 1:], scale)
         reads = [step[:1] for step in steps if len(step) > 1]
-        first = len(steps) - len(reads)  # (with dynamics_read_loss = "predicted")
-        mse = (dynamic + _encoding_loss(reads, scene[:, 1 + first:],
-                                        _encoding_scale(scene[:, 1:]))) / 2 if reads else dynamic
+        if reads:
+            first = len(steps) - len(reads)  # (with dynamics_read_loss = "predicted")
+            mse = (mse + _encoding_loss(reads, scene[:, 1 + first:],
+                                        _encoding_scale(scene[:, 1:]))) / 2
     kl = torch.stack(kls).mean() if kls else mse.new_zeros(())
     return mse + cfg.dynamics_kl_weight * kl / s_true.shape[-1], mse, kl
 
