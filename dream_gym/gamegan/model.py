@@ -372,9 +372,7 @@ class BroadcastDecoder(nn.Module):
     def __init__(self, cfg: GameGANConfig) -> None:
         super().__init__()
         w, side = 4 * cfg.render_width, cfg.frame_size // 4
-        ys, xs = torch.meshgrid(torch.linspace(-1, 1, side), torch.linspace(-1, 1, side),
-                                indexing="ij")
-        self.register_buffer("coords", torch.stack([ys, xs])[None], persistent=False)
+        self.register_buffer("coords", _grid(side)[None], persistent=False)
         self.convs = nn.ModuleList([nn.Conv2d(cfg.memory_dim + 2, w, 3, 1, 1),
                                     nn.Conv2d(w, w, 3, 1, 1)])
         self.ups = nn.ModuleList([nn.Conv2d(w, w // 2, 3, 1, 1),
