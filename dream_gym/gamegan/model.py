@@ -112,7 +112,18 @@ class GameGANConfig:
     2019: the vector tiled over a quarter-size grid with the grid's coordinates, then convs
     and upsampling), made to place small objects where a vector says. On the 16x16 sprite
     world of ``tests/test_gamegan.py`` both separate the sprite from the scene (with
-    ``scene_window``); the Ms. Pac-Man recipe uses "broadcast" (the two not compared there)."""
+    ``scene_window``); the Ms. Pac-Man recipe uses "broadcast" (the two not compared there).
+    "keypoints": the broadcast decoder also given a Gaussian blob at each of the encoding's
+    ``keypoints`` positions (as the keypoint decoders of KeyNet, Jakab et al. 2018, and
+    Transporter, Kulkarni et al. 2019, which tracks Ms. Pac-Man and the ghosts)."""
+    keypoints: int = 0
+    """Positions in the frame encoding: the encoder's last 2K numbers are the (y, x) of K
+    keypoints, the spatial-softmax expectations of K heat maps on its quarter-size feature
+    map (Finn et al. 2016), so that where a small character is survives the bottleneck as a
+    number instead of a pattern that a vector-to-image decoder must learn to place.
+    Needs ``dynamic_decoder = "keypoints"``."""
+    keypoint_sigma: float = 0.1
+    """Width of a keypoint's Gaussian blob, in the [-1, 1] frame coordinates."""
     enc_width: int = 8
     """Channels of the frame encoder's first conv (doubling per layer)."""
     render_width: int = 8
@@ -171,12 +182,28 @@ class FrameEncoder(nn.Module):
         self.convs = nn.ModuleList([nn.Conv2d(3, w, 4, 2, 1), nn.Conv2d(w, 2 * w, 4, 2, 1),
                                     nn.Conv2d(2 * w, 4 * w, 4, 2, 1)])
         side = cfg.frame_size // 8
-        self.out = nn.Linear(4 * w * side * side, cfg.memory_dim)
+        self.keypoints = cfg.keypoints
+        self.out = nn.Linear(4 * w * side * side, cfg.memory_dim - 2 * cfg.keypoints)
+        if cfg.keypoints:
+            self.heat = nn.Conv2d(2 * w, cfg.keypoints, 3, 1, 1)
+            self.register_buffer("coords", _grid(cfg.frame_size // 4).flatten(1),
+                                 persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        for conv in self.convs:
+        return self.encode(x)[0]
+
+    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(the encoding, the keypoints' heat maps (B, K, (S/4)^2) as distributions, or None
+        without keypoints)."""
+        heat = None
+        for i, conv in enumerate(self.convs):
             x = _lrelu(conv(x))
-        return self.out(x.flatten(1))
+            if i == 1 and self.keypoints:
+                heat = torch.softmax(self.heat(x).flatten(2), -1)
+        if heat is None:
+            return self.out(x.flatten(1)), None
+        points = (heat @ self.coords.T).flatten(1)  # (B, 2K): y, x per keypoint
+        return torch.cat([self.out(x.flatten(1)), points], 1), heat
 
 
 class DynamicsEngine(nn.Module):
@@ -367,13 +394,15 @@ class ComponentDecoder(nn.Module):
 class BroadcastDecoder(nn.Module):
     """A component drawn by a spatial broadcast decoder: the vector and the (y, x)
     coordinates at every cell of a (S/4)x(S/4) grid -> convs -> upsampled twice -> an image
-    and a mask logit."""
+    and a mask logit. With ``keypoints`` K, also a Gaussian blob at each of the K (y, x)
+    positions that end the vector."""
 
-    def __init__(self, cfg: GameGANConfig) -> None:
+    def __init__(self, cfg: GameGANConfig, keypoints: int = 0) -> None:
         super().__init__()
         w, side = 4 * cfg.render_width, cfg.frame_size // 4
         self.register_buffer("coords", _grid(side)[None], persistent=False)
-        self.convs = nn.ModuleList([nn.Conv2d(cfg.memory_dim + 2, w, 3, 1, 1),
+        self.keypoints, self.sigma = keypoints, cfg.keypoint_sigma
+        self.convs = nn.ModuleList([nn.Conv2d(cfg.memory_dim + 2 + keypoints, w, 3, 1, 1),
                                     nn.Conv2d(w, w, 3, 1, 1)])
         self.ups = nn.ModuleList([nn.Conv2d(w, w // 2, 3, 1, 1),
                                   nn.Conv2d(w // 2, w // 2, 3, 1, 1)])
@@ -381,8 +410,13 @@ class BroadcastDecoder(nn.Module):
 
     def forward(self, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         side = self.coords.shape[-1]
-        x = torch.cat([v[:, :, None, None].expand(-1, -1, side, side),
-                       self.coords.expand(len(v), -1, -1, -1)], 1)
+        maps = [v[:, :, None, None].expand(-1, -1, side, side),
+                self.coords.expand(len(v), -1, -1, -1)]
+        if self.keypoints:
+            points = v[:, -2 * self.keypoints:].reshape(len(v), -1, 2, 1, 1)
+            d2 = (points - self.coords[:, None]).square().sum(2)  # (B, K, side, side)
+            maps.append(torch.exp(-d2 / (2 * self.sigma ** 2)))
+        x = torch.cat(maps, 1)
         for conv in self.convs:
             x = _lrelu(conv(x))
         for conv in self.ups:
@@ -396,12 +430,23 @@ class Renderer(nn.Module):
 
     def __init__(self, cfg: GameGANConfig) -> None:
         super().__init__()
-        if cfg.dynamic_decoder not in ("upsample", "broadcast"):
-            raise ValueError(f"dynamic_decoder = {cfg.dynamic_decoder!r}: use \"upsample\" "
-                             "or \"broadcast\".")
-        dynamic = BroadcastDecoder if cfg.dynamic_decoder == "broadcast" else ComponentDecoder
+        if cfg.dynamic_decoder not in ("upsample", "broadcast", "keypoints"):
+            raise ValueError(f"dynamic_decoder = {cfg.dynamic_decoder!r}: use \"upsample\", "
+                             "\"broadcast\" or \"keypoints\".")
+        if (cfg.dynamic_decoder == "keypoints") != (cfg.keypoints > 0):
+            raise ValueError(f"dynamic_decoder = {cfg.dynamic_decoder!r} with keypoints = "
+                             f"{cfg.keypoints}: the keypoint decoder draws the encoder's "
+                             "keypoints; set both (keypoints > 0) or neither.")
+        if 2 * cfg.keypoints >= cfg.memory_dim:
+            raise ValueError(f"keypoints = {cfg.keypoints} takes {2 * cfg.keypoints} of the "
+                             f"encoding's {cfg.memory_dim} numbers: raise memory_dim or use "
+                             "fewer keypoints.")
+        if cfg.dynamic_decoder == "upsample":
+            dynamic = ComponentDecoder(cfg)
+        else:
+            dynamic = BroadcastDecoder(cfg, cfg.keypoints)
         self.components = nn.ModuleList(
-            [ComponentDecoder(cfg), dynamic(cfg)] if cfg.use_memory else [dynamic(cfg)])
+            [ComponentDecoder(cfg), dynamic] if cfg.use_memory else [dynamic])
 
     def forward(self, inputs: list[torch.Tensor]
                 ) -> tuple[torch.Tensor, list[torch.Tensor], torch.Tensor]:

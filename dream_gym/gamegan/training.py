@@ -23,6 +23,7 @@ the player had strafed, so ``freeze_dynamics`` leaves them the renderer to train
 from __future__ import annotations
 
 import dataclasses
+import math
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -150,6 +151,9 @@ class GameGANTrainConfig:
     (weighted as the mix's), whatever its mask: the mask's cost shuts the mask before the
     component has learned to draw anything, and a shut mask passes it no gradient
     (measured on Ms. Pac-Man: mask mean 0.02, no character in the mix after 900 updates)."""
+    keypoint_motion_weight: float = 0.0
+    """With ``scene_window`` and keypoints in the encoding: weight of a loss that draws the
+    keypoints' heat maps to what moved (:func:`_keypoint_motion_loss`)."""
     dynamics_read_loss: str = "all"
     """Which steps' memory reads the dynamics stage trains: "all", or "predicted", only the
     steps after the warm-up, which act from the model's own predictions (with
@@ -539,7 +543,7 @@ def _pretrain_autoencoder(G: GameGANGenerator, sampler: WindowSampler,
             picked = scene_rows(ep, picked, cfg.scene_window, cfg.scene_frames, rng)
         picked = ddp.share(picked) if parallel else picked
         x = to_unit(torch.from_numpy(ep.frames[picked.reshape(-1)]).to(device))
-        s = G.encoder(x)
+        s, heat = G.encoder.encode(x)
         if cfg.scene_window:
             s, x = s.view(*picked.shape, -1), x.view(*picked.shape, *x.shape[1:])
             frame, images, masks = G.renderer([s.mean(1), s[:, 0]])
@@ -551,6 +555,10 @@ def _pretrain_autoencoder(G: GameGANGenerator, sampler: WindowSampler,
             loss = (weight * (frame - x).abs()).mean() \
                 + cfg.scene_mask_weight * masks[:, 1].mean() \
                 + cfg.scene_dynamic_weight * (weight * (images[1] - x).abs()).mean()
+            if heat is not None and cfg.keypoint_motion_weight:
+                drawn = _keypoint_motion_loss(heat.view(*picked.shape, *heat.shape[1:])[:, 0],
+                                              moved)
+                loss = loss + cfg.keypoint_motion_weight * drawn
         else:
             loss = (G.renderer([s] * len(G.renderer.components))[0] - x).abs().mean()
         opt.zero_grad(set_to_none=True)
@@ -562,6 +570,20 @@ def _pretrain_autoencoder(G: GameGANGenerator, sampler: WindowSampler,
             writer.add_scalar("pretrain/autoencoder_l1", loss.item(), step)
             if cfg.scene_window:
                 writer.add_scalar("pretrain/dynamic_mask_mean", masks[:, 1].mean().item(), step)
+            if heat is not None and cfg.keypoint_motion_weight:
+                writer.add_scalar("pretrain/keypoint_motion", drawn.item(), step)
+
+
+def _keypoint_motion_loss(heat: torch.Tensor, moved: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy of where things moved (``moved`` (B, 1, S, S), pooled to the heat
+    maps' grid and normalised) under the mean of the K keypoints' heat maps (B, K, G*G):
+    the keypoints are drawn to the moving characters, spread over them, before the
+    renderer can reward sitting on one (alone, on Ms. Pac-Man all of them stayed in the
+    middle of the screen)."""
+    side = math.isqrt(heat.shape[-1])
+    target = F.adaptive_avg_pool2d(moved, side).flatten(1) + 1e-6
+    target = target / target.sum(1, keepdim=True)
+    return -(target * heat.mean(1).clamp_min(1e-8).log()).sum(1).mean()
 
 
 @torch.no_grad()
