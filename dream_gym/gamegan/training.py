@@ -52,7 +52,7 @@ from dream_gym.gamegan.discriminators import (
 )
 from dream_gym.gamegan.dream import GameGANDream, to_uint8, to_unit
 from dream_gym.gamegan.heads import EpisodeHeads, EpisodeHeadsConfig, train_heads
-from dream_gym.gamegan.model import GameGANConfig, GameGANGenerator
+from dream_gym.gamegan.model import GameGANConfig, GameGANGenerator, _grid
 from dream_gym.games import get_game
 from dream_gym.training import ddp
 from dream_gym.training.common import (
@@ -154,6 +154,9 @@ class GameGANTrainConfig:
     keypoint_motion_weight: float = 0.0
     """With ``scene_window`` and keypoints in the encoding: weight of a loss that draws the
     keypoints' heat maps to what moved (:func:`_keypoint_motion_loss`)."""
+    keypoint_concentration: float = 0.0
+    """Weight, inside the keypoint loss, of each heat map's spatial variance in grid cells
+    squared (:func:`_keypoint_motion_loss`)."""
     dynamics_read_loss: str = "all"
     """Which steps' memory reads the dynamics stage trains: "all", or "predicted", only the
     steps after the warm-up, which act from the model's own predictions (with
@@ -557,7 +560,7 @@ def _pretrain_autoencoder(G: GameGANGenerator, sampler: WindowSampler,
                 + cfg.scene_dynamic_weight * (weight * (images[1] - x).abs()).mean()
             if heat is not None and cfg.keypoint_motion_weight:
                 drawn = _keypoint_motion_loss(heat.view(*picked.shape, *heat.shape[1:])[:, 0],
-                                              moved)
+                                              moved, cfg.keypoint_concentration)
                 loss = loss + cfg.keypoint_motion_weight * drawn
         else:
             loss = (G.renderer([s] * len(G.renderer.components))[0] - x).abs().mean()
@@ -574,16 +577,23 @@ def _pretrain_autoencoder(G: GameGANGenerator, sampler: WindowSampler,
                 writer.add_scalar("pretrain/keypoint_motion", drawn.item(), step)
 
 
-def _keypoint_motion_loss(heat: torch.Tensor, moved: torch.Tensor) -> torch.Tensor:
+def _keypoint_motion_loss(heat: torch.Tensor, moved: torch.Tensor, concentration: float
+                          ) -> torch.Tensor:
     """Cross-entropy of where things moved (``moved`` (B, 1, S, S), pooled to the heat
     maps' grid and normalised) under the mean of the K keypoints' heat maps (B, K, G*G):
     the keypoints are drawn to the moving characters, spread over them, before the
     renderer can reward sitting on one (alone, on Ms. Pac-Man all of them stayed in the
-    middle of the screen)."""
+    middle of the screen); plus ``concentration`` x each heat map's spatial variance (in
+    cells of the grid), as the concentration loss of Zhang et al. 2018, since a keypoint
+    is its map's mean and a map spread over two characters puts it between them."""
     side = math.isqrt(heat.shape[-1])
     target = F.adaptive_avg_pool2d(moved, side).flatten(1) + 1e-6
     target = target / target.sum(1, keepdim=True)
-    return -(target * heat.mean(1).clamp_min(1e-8).log()).sum(1).mean()
+    cross_entropy = -(target * heat.mean(1).clamp_min(1e-8).log()).sum(1).mean()
+    cells = _grid(side).flatten(1).to(heat) * (side - 1) / 2  # (2, G*G), in cells
+    mean = heat @ cells.T  # (B, K, 2)
+    variance = heat @ cells.square().sum(0) - mean.square().sum(-1)
+    return cross_entropy + concentration * variance.mean()
 
 
 @torch.no_grad()
