@@ -9,8 +9,10 @@ At every step the static component alone, the mix, and the real frame are scored
 :func:`dream_gym.games.mspacman.character_pixels` (pixels nearer a character's colour than
 any maze colour); a frame "shows characters" with at least ``--min-pixels`` of them.
 Acceptance (issue #39): the static component alone shows none in at least 90% of frames
-while the mix keeps them. Writes a JSON and a picture: real | static | dynamic (masked) |
-mask | mix rows, watching and dreaming.
+while the mix keeps them. With keypoints in the encoding (``GameGANConfig.keypoints``), the
+share of the real frames' keypoints within ``--near`` pixels of a character pixel too.
+Writes a JSON and a picture: real | static | dynamic (masked) | mask | mix rows, watching
+and dreaming.
 
     python benchmarks/gamegan_disentangle.py --model mspacman_gamegan
 """
@@ -27,7 +29,7 @@ from PIL import Image
 
 from dream_gym.gamegan.dream import to_uint8, to_unit
 from dream_gym.games import collection_policy, get_game
-from dream_gym.games.mspacman import character_pixels
+from dream_gym.games.mspacman import character_mask, character_pixels
 from dream_gym.zoo import load_model
 
 
@@ -78,6 +80,22 @@ def run(net, spec, frames: np.ndarray, actions: np.ndarray, warm: int | None
     return {k: np.stack(v) for k, v in out.items()}
 
 
+@torch.no_grad()
+def keypoints_near_characters(net, frames: np.ndarray, near: float) -> float:
+    """Share of the keypoints the encoder puts on real frames (T, S, S, 3) that lie within
+    ``near`` pixels of a character pixel (frames without a character left out)."""
+    k, side = net.cfg.keypoints, frames.shape[1]
+    points = net.encoder(to_unit(torch.from_numpy(frames)))[:, -2 * k:].reshape(-1, k, 2)
+    points = ((points.numpy() + 1) / 2 * (side - 1))  # (T, K, (row, column))
+    shares = []
+    for mask, p in zip(character_mask(frames), points, strict=True):
+        at = np.argwhere(mask)  # (N, 2)
+        if len(at):
+            distance = np.linalg.norm(p[:, None] - at[None], axis=-1).min(1)
+            shares.append(np.mean(distance <= near))
+    return float(np.mean(shares))
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--model", default="mspacman_gamegan")
@@ -86,6 +104,8 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=70_000)
     p.add_argument("--warm", type=int, default=8, help="true frames before a dream")
     p.add_argument("--min-pixels", type=int, default=4)
+    p.add_argument("--near", type=float, default=3.0,
+                   help="pixels from a character at which a keypoint is on it")
     p.add_argument("--out", default="benchmarks/results/gamegan_disentangle")
     args = p.parse_args()
     torch.set_grad_enabled(False)
@@ -97,9 +117,14 @@ def main() -> None:
     report: dict = {"model": args.model, "episodes": args.episodes, "seed": args.seed,
                     "min_pixels": args.min_pixels}
     rows = []
+    episodes = real_episodes(args.episodes, args.seed, args.steps)
+    if net.cfg.keypoints:
+        near = keypoints_near_characters(net, np.concatenate([f for f, _ in episodes]),
+                                         args.near)
+        report["keypoints_near_characters"] = {"share": near, "pixels": args.near}
+        print(f"keypoints within {args.near:g} pixels of a character: {near:.1%}")
     for mode, warm in (("watching", None), ("dreaming", args.warm)):
-        runs = [run(net, spec, f, a, warm)
-                for f, a in real_episodes(args.episodes, args.seed, args.steps)]
+        runs = [run(net, spec, f, a, warm) for f, a in episodes]
         shown = {}
         for k in ("real", "mix", "static"):
             counts = np.concatenate([character_pixels(r[k]) for r in runs])

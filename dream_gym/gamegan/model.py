@@ -112,10 +112,11 @@ class GameGANConfig:
     2019: the vector tiled over a quarter-size grid with the grid's coordinates, then convs
     and upsampling), made to place small objects where a vector says. On the 16x16 sprite
     world of ``tests/test_gamegan.py`` both separate the sprite from the scene (with
-    ``scene_window``); the Ms. Pac-Man recipe uses "broadcast" (the two not compared there).
-    "keypoints": the broadcast decoder also given a Gaussian blob at each of the encoding's
-    ``keypoints`` positions (as the keypoint decoders of KeyNet, Jakab et al. 2018, and
-    Transporter, Kulkarni et al. 2019, which tracks Ms. Pac-Man and the ghosts)."""
+    ``scene_window``). On Ms. Pac-Man neither drew a character (the vector encoding did not
+    carry them). "keypoints" (the Ms. Pac-Man recipe's): the broadcast decoder also given a
+    Gaussian blob at each of the encoding's ``keypoints`` positions (as the keypoint
+    decoders of KeyNet, Jakab et al. 2018, and Transporter, Kulkarni et al. 2019, which
+    tracks Ms. Pac-Man and the ghosts)."""
     keypoints: int = 0
     """Positions in the frame encoding: the encoder's last 2K numbers are the (y, x) of K
     keypoints, the spatial-softmax expectations of K heat maps on its quarter-size feature

@@ -65,9 +65,14 @@ def character_pixels(frames: np.ndarray) -> np.ndarray:
     character (Ms. Pac-Man, a ghost, a frightened one) or the fruit than any colour of the
     maze or a blend of two of them (a model's frames are blurred). The disentangling
     measure: a static component that draws no character has none."""
+    return character_mask(frames).sum(axis=(-2, -1))
+
+
+def character_mask(frames: np.ndarray) -> np.ndarray:
+    """Per pixel of frames (..., H, W, 3): whether it is one :func:`character_pixels`
+    counts (..., H, W)."""
     x = frames.astype(np.float32)[..., None, :]
-    nearest = ((x - _PALETTE) ** 2).sum(-1).argmin(-1)
-    return _IS_CHARACTER[nearest].sum(axis=(-2, -1))
+    return _IS_CHARACTER[((x - _PALETTE) ** 2).sum(-1).argmin(-1)]
 
 
 def maze_runner(rng: np.random.Generator, game: GameSpec, max_hold: int,
