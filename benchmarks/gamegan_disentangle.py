@@ -28,6 +28,7 @@ import torch
 from PIL import Image
 
 from dream_gym.gamegan.dream import to_uint8, to_unit
+from dream_gym.gamegan.model import keypoint_pixels
 from dream_gym.games import collection_policy, get_game
 from dream_gym.games.mspacman import character_mask, character_pixels
 from dream_gym.zoo import load_model
@@ -86,7 +87,7 @@ def keypoints_near_characters(net, frames: np.ndarray, near: float) -> float:
     ``near`` pixels of a character pixel (frames without a character left out)."""
     k, side = net.cfg.keypoints, frames.shape[1]
     points = net.encoder(to_unit(torch.from_numpy(frames)))[:, -2 * k:].reshape(-1, k, 2)
-    points = ((points.numpy() + 1) / 2 * (side - 1))  # (T, K, (row, column))
+    points = keypoint_pixels(points, side).numpy()  # (T, K, (row, column))
     shares = []
     for mask, p in zip(character_mask(frames), points, strict=True):
         at = np.argwhere(mask)  # (N, 2)

@@ -12,7 +12,13 @@ from dream_gym.data import CollectConfig, collect, load_episodes
 from dream_gym.gamegan.discriminators import DiscriminatorConfig
 from dream_gym.gamegan.dream import GameGANDream
 from dream_gym.gamegan.heads import EpisodeHeads, EpisodeHeadsConfig, train_heads
-from dream_gym.gamegan.model import GameGANConfig, GameGANGenerator, Memory, Renderer
+from dream_gym.gamegan.model import (
+    GameGANConfig,
+    GameGANGenerator,
+    Memory,
+    Renderer,
+    keypoint_pixels,
+)
 from dream_gym.gamegan.training import (
     GameGANTrainConfig,
     WindowSampler,
@@ -894,7 +900,7 @@ def test_a_keypoint_encoding_follows_the_sprite(tmp_path):
     mask opens on the sprite."""
     _, _, where, rows, s, _, _, masks = _train_sprite_world(
         tmp_path, dynamic_decoder="keypoints", keypoints=1)
-    found = (s[:, 0, -2:].numpy() + 1) / 2 * 15  # (y, x) in pixels
+    found = keypoint_pixels(s[:, 0, -2:], 16).numpy()  # (row, column)
     centre = where[rows] + 0.5
     assert np.abs(found - centre).mean() < 1.5
     for axis in (0, 1):

@@ -174,6 +174,13 @@ def _grid(side: int) -> torch.Tensor:
     return torch.stack([ys, xs])
 
 
+def keypoint_pixels(points: torch.Tensor, frame_size: int) -> torch.Tensor:
+    """The (row, column) pixels, in a frame_size frame, of keypoint coordinates in [-1, 1]
+    (the ends of the quarter-size heat grid: the centres of its first and last cells, 4
+    pixels apart per cell, the first at pixel 1.5)."""
+    return (points + 1) / 2 * (frame_size - 4) + 1.5
+
+
 class FrameEncoder(nn.Module):
     """C: a frame (B, 3, S, S) in [-1, 1] -> its encoding s (B, memory_dim)."""
 

@@ -52,7 +52,7 @@ from dream_gym.gamegan.discriminators import (
 )
 from dream_gym.gamegan.dream import GameGANDream, to_uint8, to_unit
 from dream_gym.gamegan.heads import EpisodeHeads, EpisodeHeadsConfig, train_heads
-from dream_gym.gamegan.model import GameGANConfig, GameGANGenerator, _grid
+from dream_gym.gamegan.model import GameGANConfig, GameGANGenerator
 from dream_gym.games import get_game
 from dream_gym.training import ddp
 from dream_gym.training.common import (
@@ -590,7 +590,8 @@ def _keypoint_motion_loss(heat: torch.Tensor, moved: torch.Tensor, concentration
     target = F.adaptive_avg_pool2d(moved, side).flatten(1) + 1e-6
     target = target / target.sum(1, keepdim=True)
     cross_entropy = -(target * heat.mean(1).clamp_min(1e-8).log()).sum(1).mean()
-    cells = _grid(side).flatten(1).to(heat) * (side - 1) / 2  # (2, G*G), in cells
+    at = torch.arange(side, dtype=heat.dtype, device=heat.device)
+    cells = torch.stack(torch.meshgrid(at, at, indexing="ij")).flatten(1)  # (2, G*G)
     mean = heat @ cells.T  # (B, K, 2)
     variance = heat @ cells.square().sum(0) - mean.square().sum(-1)
     return cross_entropy + concentration * variance.mean()
