@@ -838,8 +838,9 @@ def _sprite_world(episodes: int = 12, length: int = 60, seed: int = 0):
 
 def _train_sprite_world(tmp_path, **net):
     """The autoencoder stage with ``scene_window`` on :func:`_sprite_world` (500 updates):
-    (episodes, background, sprite corner per frame, the rows looked at, their encodings
-    (rows, 1 + scene frames, D), the mix, the static image (uint8), the masks)."""
+    (episodes, background, sprite corner per frame, the rows looked at, the sprite's pixels
+    in each of them, their encodings (rows, 1 + scene frames, D), the mix, the static image
+    (uint8), the masks)."""
     from dream_gym.gamegan.dream import to_uint8, to_unit
     from dream_gym.gamegan.training import _pretrain_autoencoder, scene_rows
     from dream_gym.training.common import make_writer
@@ -862,7 +863,10 @@ def _train_sprite_world(tmp_path, **net):
         s = G.encoder(to_unit(torch.from_numpy(eps.frames[picked.reshape(-1)])))
         s = s.view(*picked.shape, -1)
         frame, images, masks = G.renderer([s.mean(1), s[:, 0]])
-    return (eps, background, where, rows, s, to_uint8(frame).numpy(),
+    on = np.zeros((len(rows), 16, 16), bool)
+    for i, (y, x) in enumerate(where[rows]):
+        on[i, y:y + 2, x:x + 2] = True
+    return (eps, background, where, rows, on, s, to_uint8(frame).numpy(),
             to_uint8(images[0]).numpy(), masks)
 
 
@@ -873,11 +877,8 @@ def test_a_scene_window_teaches_the_static_component_the_scene_and_the_dynamic_o
     background where the sprite is, the mix draws the sprite there (the Ms. Pac-Man
     recipe's disentangling, benchmarks/gamegan_disentangle.py, on a world small enough to
     train in seconds)."""
-    eps, background, where, rows, _, mix, static, masks = _train_sprite_world(
+    eps, background, where, rows, on, _, mix, static, masks = _train_sprite_world(
         tmp_path, dynamic_decoder="broadcast")
-    on = np.zeros(mix.shape[:3], bool)  # the sprite's pixels in each frame
-    for i, (y, x) in enumerate(where[rows]):
-        on[i, y:y + 2, x:x + 2] = True
     sprite_level = 255.0
     everywhere = np.broadcast_to(background, mix.shape).astype(float)
     bg = everywhere[on]
@@ -898,16 +899,13 @@ def test_a_keypoint_encoding_follows_the_sprite(tmp_path):
     sprite is (measured: 0.84 and 0.93 pixels off, correlation 0.98 and 0.96, after 500
     updates; without the motion loss the keypoint sat anywhere), and the keypoint decoder's
     mask opens on the sprite."""
-    _, _, where, rows, s, _, _, masks = _train_sprite_world(
+    _, _, where, rows, on, s, _, _, masks = _train_sprite_world(
         tmp_path, dynamic_decoder="keypoints", keypoints=1)
     found = keypoint_pixels(s[:, 0, -2:], 16).numpy()  # (row, column)
     centre = where[rows] + 0.5
     assert np.abs(found - centre).mean() < 1.5
     for axis in (0, 1):
         assert np.corrcoef(found[:, axis], centre[:, axis])[0, 1] > 0.9
-    on = np.zeros(masks.shape[:1] + masks.shape[2:], bool)
-    for i, (y, x) in enumerate(where[rows]):
-        on[i, y:y + 2, x:x + 2] = True
     dynamic_mask = masks[:, 1].numpy()
     assert dynamic_mask[on].mean() > 0.7 and dynamic_mask[~on].mean() < 0.2
 
